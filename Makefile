@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test test-fast pack-test measure clean
+
+$(STAMP): pyproject.toml requirements.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned: a bare `torch` requirement would pull a CUDA build.
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q -e '.[embed,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/policyengine check policies/default.policy --input examples/messages.jsonl
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not model"
+
+pack-test: $(STAMP)
+	$(BIN)/policyengine test policies/default.policy
+
+measure: $(STAMP)
+	$(BIN)/python scripts/measure_pack.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

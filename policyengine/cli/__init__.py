@@ -1,0 +1,1 @@
+"""The `policyengine` command line."""

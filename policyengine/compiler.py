@@ -1,0 +1,523 @@
+"""Load a policy (with its imports and word-list files), check it, and compile it into an immutable CompiledPolicy.
+
+Named stages: load (parse every file, resolve imports) -> check (names, kinds, regexes, context types, tests)
+-> compile (regexes, word lists, concept specs, rules, digest). Every stage collects diagnostics; a policy with
+any error raises PolicyError carrying all of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from . import nodes as n
+from .diagnostics import Diagnostic, PolicyError, did_you_mean
+from .source import Source, Span
+from .syntax import parse_policy
+from .validators import VALIDATORS
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
+CONTEXT_TYPES = {"string": (str,), "number": (int, float), "bool": (bool,)}
+
+
+# ---- compiled form -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompiledPattern:
+    name: str
+    regex: re.Pattern[str]
+    source_text: str  # the pattern as written, for explanations
+    validator: str | None
+    span: Span
+    kind: str = "regex"  # regex | words
+
+    def finditer(self, text: str) -> Iterator[tuple[int, int]]:
+        check: Callable[[str], bool] | None = VALIDATORS[self.validator] if self.validator else None
+        for m in self.regex.finditer(text):
+            if m.end() == m.start():
+                continue
+            if check is None or check(m.group(0)):
+                yield m.start(), m.end()
+
+
+@dataclass(frozen=True)
+class ConceptSpec:
+    name: str
+    examples: tuple[str, ...]
+    counter: tuple[str, ...]
+    threshold: float
+    margin: float
+    span: Span
+    example_spans: tuple[Span, ...] = field(default=(), compare=False)
+    counter_spans: tuple[Span, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    name: str
+    when: n.Expr
+    action: n.Action
+    severity: str
+    mode: str
+    category: str | None
+    span: Span
+    order: int
+
+    @property
+    def message(self) -> str | None:
+        return self.action.message.value if self.action.message else None
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    name: str
+    version: str | None
+    model: str
+    model_pinned: bool
+    default: str
+    on_error: str | None
+    context: dict[str, str]
+    patterns: dict[str, CompiledPattern]
+    concepts: dict[str, ConceptSpec]
+    rules: tuple[CompiledRule, ...]
+    tests: tuple[n.TestDef, ...]
+    digest: str
+    files: tuple[n.PolicyFile, ...]
+    entry: str
+
+    def rule(self, name: str) -> CompiledRule:
+        return next(r for r in self.rules if r.name == name)
+
+    @property
+    def used_concepts(self) -> set[str]:
+        return {a.concept.value for r in self.rules for a in walk(r.when) if isinstance(a, n.Similar)}
+
+
+def walk(expr: n.Expr) -> Iterator[n.Expr]:
+    yield expr
+    if isinstance(expr, n.Not):
+        yield from walk(expr.operand)
+    elif isinstance(expr, (n.And, n.Or)):
+        for op in expr.operands:
+            yield from walk(op)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+# ---- stage 1: load -----------------------------------------------------------------------------
+
+
+class _Ctx:
+    def __init__(self, root: Path):
+        self.root = root
+        self.diags: list[Diagnostic] = []
+        self.sources: dict[str, Source] = {}
+        self.extra_digest: list[bytes] = []
+
+    def err(self, code: str, msg: str, span: Span, help: str | None = None, width: int = 1,
+            severity: str = "error") -> None:
+        src = self.sources.get(span.file)
+        line_text = src.line_text(span.line) if src else ""
+        if width == 1 and span.end > span.start and span.end_line == span.line:
+            width = span.end - span.start
+        self.diags.append(Diagnostic(code, msg, span, severity=severity, help=help,  # type: ignore[arg-type]
+                                     line_text=line_text, width=width))
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        rel = path.relative_to(root.parent if root.parent != path else root)
+        return str(rel)
+    except ValueError:
+        return str(path)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    return data.decode("utf-8")
+
+
+def _load(ctx: _Ctx, path: Path, display: str, text: str | None, stack: tuple[Path, ...],
+          out: list[n.PolicyFile]) -> None:
+    if text is None:
+        text = _read_text(path)
+    src = Source(display, text)
+    ctx.sources[display] = src
+    pf, diags = parse_policy(src)
+    ctx.diags.extend(diags)
+    if pf is None:
+        return
+    out.append(pf)
+    for imp in pf.of(n.Import):
+        target = (path.parent / imp.path.value)
+        real = Path(os.path.realpath(target))
+        width = len(imp.path.value) + 2
+        if not _inside(real, ctx.root):
+            ctx.err("E0101", f"import {imp.path.value!r} escapes the policy root {str(ctx.root)!r}", imp.path.span,
+                    help="imports resolve relative to the importing file and must stay inside the entry file's folder",
+                    width=width)
+            continue
+        if real in stack:
+            chain = " -> ".join(p.name for p in (*stack, real))
+            ctx.err("E0102", f"import cycle: {chain}", imp.path.span, width=width)
+            continue
+        if any(Path(os.path.realpath(ctx.root / f.path)) == real for f in out) or \
+                any(os.path.realpath(ctx.root.parent / f.path) == str(real) for f in out):
+            continue  # already loaded (diamond import)
+        if not real.is_file():
+            ctx.err("E0103", f"imported file not found: {imp.path.value!r}", imp.path.span, width=width,
+                    help=did_you_mean(Path(imp.path.value).name,
+                                      [p.name for p in real.parent.glob("*.policy")]) if real.parent.is_dir() else None)
+            continue
+        try:
+            child_text = _read_text(real)
+        except (OSError, UnicodeDecodeError) as e:
+            ctx.err("E0104", f"cannot read imported file {imp.path.value!r}: {e}", imp.path.span, width=width)
+            continue
+        _load(ctx, real, _display(real, ctx.root), child_text, (*stack, real), out)
+
+
+# ---- stage 2+3: check and compile ----------------------------------------------------------------
+
+
+def compile_policy(path: str | os.PathLike[str] | None = None, *, text: str | None = None,
+                   name: str = "<string>") -> CompiledPolicy:
+    """Compile a policy from a file (with imports) or from source text. Raises PolicyError with all diagnostics."""
+    if path is not None:
+        p = Path(os.path.realpath(path))
+        root = p.parent
+        display = str(path)
+        if text is None:
+            if not p.is_file():
+                raise PolicyError([Diagnostic("E0100", f"policy file not found: {path}", Span(display, 0, 0))])
+            try:
+                text = _read_text(p)
+            except UnicodeDecodeError as e:
+                raise PolicyError([Diagnostic("E0004", f"policy file is not UTF-8 text ({e.reason} at byte {e.start})",
+                                              Span(display, 0, 0))]) from None
+            except OSError as e:
+                raise PolicyError([Diagnostic("E0100", f"cannot read policy file: {e}", Span(display, 0, 0))]) from None
+    else:
+        root = Path(os.path.realpath(os.getcwd()))
+        p = root / name
+        display = name
+    ctx = _Ctx(root)
+    files: list[n.PolicyFile] = []
+    _load(ctx, p, display, text, (p,), files)
+    if any(d.severity == "error" for d in ctx.diags):
+        raise PolicyError(ctx.diags)
+    compiled = _Checker(ctx, files, p).run()
+    if any(d.severity == "error" for d in ctx.diags):
+        raise PolicyError(ctx.diags)
+    return compiled
+
+
+class _Checker:
+    def __init__(self, ctx: _Ctx, files: list[n.PolicyFile], entry_path: Path):
+        self.ctx = ctx
+        self.files = files
+        self.entry_path = entry_path
+        self.blocks: dict[str, n.PatternDef | n.WordsDef | n.ConceptDef] = {}
+        self.rules: dict[str, n.RuleDef] = {}
+        self.context: dict[str, str] = {}
+        self.context_span: dict[str, Span] = {}
+        self.declared_context = False
+
+    def err(self, *a, **k) -> None:  # type: ignore[no-untyped-def]
+        self.ctx.err(*a, **k)
+
+    def run(self) -> CompiledPolicy:
+        entry = self.files[0]
+        headers = [(f, h) for f in self.files for h in f.of(n.Header)]
+        header: n.Header | None = None
+        for f, h in headers:
+            if f is entry and header is None:
+                header = h
+            elif f is entry:
+                self.err("E0201", "more than one 'policy' header", h.span, help="a file has at most one header")
+        if header is None:
+            header = n.Header(n.Name(Path(entry.path).stem.replace(".", "_")))
+        model = header.model.value if header.model else DEFAULT_MODEL
+        for f, h in headers:
+            if f is not entry and h.model and h.model.value != model:
+                self.err("E0202", f"imported policy pins model {h.model.value!r} but the entry policy uses {model!r}",
+                         h.model.span, help="thresholds are calibrated per model; use one model per policy")
+
+        self._declare()
+        patterns = self._compile_blocks()
+        concepts = self._compile_concepts()
+        rules = self._compile_rules()
+        tests = self._check_tests()
+        digest = hashlib.sha256()
+        for f in self.files:
+            digest.update(f.path.encode() + b"\0" + self.ctx.sources[f.path].text.encode() + b"\0")
+        for extra in self.ctx.extra_digest:
+            digest.update(extra)
+        return CompiledPolicy(
+            name=header.name.value, version=header.version.value if header.version else None, model=model,
+            model_pinned=header.model is not None, default=header.default, on_error=header.on_error,
+            context=dict(self.context), patterns=patterns, concepts=concepts, rules=tuple(rules), tests=tuple(tests),
+            digest="sha256:" + digest.hexdigest(), files=tuple(self.files), entry=entry.path)
+
+    # -- declarations ----------------------------------------------------------------
+    def _declare(self) -> None:
+        for f in self.files:
+            for item in f.items:
+                if isinstance(item, n.ContextDecl):
+                    self.declared_context = True
+                    for cf in item.fields:
+                        if cf.path in self.context and self.context[cf.path] != cf.type:
+                            self.err("E0203", f"context attribute '{cf.path}' declared as {cf.type} here but as "
+                                     f"{self.context[cf.path]} at {self.context_span[cf.path]}", cf.span)
+                        self.context.setdefault(cf.path, cf.type)
+                        self.context_span.setdefault(cf.path, cf.span)
+                elif isinstance(item, (n.PatternDef, n.WordsDef, n.ConceptDef)):
+                    prev = self.blocks.get(item.name.value)
+                    if prev is not None:
+                        self.err("E0204", f"'{item.name.value}' is already defined at {prev.name.span}",
+                                 item.name.span, width=len(item.name.value), help="names are shared by all imported files")
+                    else:
+                        self.blocks[item.name.value] = item
+                elif isinstance(item, n.RuleDef):
+                    prev_r = self.rules.get(item.name.value)
+                    if prev_r is not None:
+                        self.err("E0205", f"rule '{item.name.value}' is already defined at {prev_r.name.span}",
+                                 item.name.span, width=len(item.name.value))
+                    else:
+                        self.rules[item.name.value] = item
+
+    def _compile_blocks(self) -> dict[str, CompiledPattern]:
+        out: dict[str, CompiledPattern] = {}
+        for name, item in self.blocks.items():
+            if isinstance(item, n.PatternDef):
+                cp = self._compile_pattern(item)
+                if cp:
+                    out[name] = cp
+            elif isinstance(item, n.WordsDef):
+                cw = self._compile_words(item)
+                if cw:
+                    out[name] = cw
+        return out
+
+    def _compile_pattern(self, item: n.PatternDef) -> CompiledPattern | None:
+        flags = 0
+        ok = True
+        for i, ch in enumerate(item.flags):
+            if ch not in REGEX_FLAGS:
+                sp = item.span
+                col = item.name.span.column  # locate the flag character in the source line
+                line = self.ctx.sources[sp.file].line_text(item.name.span.line)
+                idx = line.find("/" + item.regex + "/")
+                if idx >= 0:
+                    col = idx + len(item.regex) + 3 + i
+                self.err("E0301", f"unknown regex flag {ch!r} in pattern '{item.name.value}'",
+                         Span(sp.file, item.name.span.line, col), help="flags are i (ignore case), m, s, x")
+                ok = False
+            else:
+                flags |= REGEX_FLAGS[ch]
+        if item.validate and item.validate.value not in VALIDATORS:
+            self.err("E0302", f"unknown validator '{item.validate.value}'", item.validate.span,
+                     width=len(item.validate.value),
+                     help=did_you_mean(item.validate.value, VALIDATORS) or f"known: {', '.join(sorted(VALIDATORS))}")
+            ok = False
+        try:
+            rx = re.compile(item.regex, flags)
+        except re.error as e:
+            line = self.ctx.sources[item.span.file].line_text(item.name.span.line)
+            idx = line.find("/" + item.regex + "/")
+            col = (idx + 2 + (e.pos or 0)) if idx >= 0 else item.name.span.column
+            self.err("E0303", f"invalid regex in pattern '{item.name.value}': {e.msg}",
+                     Span(item.span.file, item.name.span.line, col))
+            return None
+        if not ok:
+            return None
+        return CompiledPattern(item.name.value, rx, f"/{item.regex}/{item.flags}",
+                               item.validate.value if item.validate else None, item.span)
+
+    def _compile_words(self, item: n.WordsDef) -> CompiledPattern | None:
+        words = [w.value for w in item.words]
+        if item.file is not None:
+            base = Path(os.path.realpath(self.ctx.root.parent / item.span.file)).parent
+            src_file = self._source_path(item.span.file)
+            if src_file is not None:
+                base = src_file.parent
+            target = Path(os.path.realpath(base / item.file.value))
+            width = len(item.file.value) + 2
+            if not _inside(target, self.ctx.root):
+                self.err("E0104", f"word list {item.file.value!r} is outside the policy root", item.file.span,
+                         width=width)
+                return None
+            if not target.is_file():
+                self.err("E0105", f"word list file not found: {item.file.value!r}", item.file.span, width=width)
+                return None
+            try:
+                data = target.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                self.err("E0106", f"cannot read word list {item.file.value!r}: {e}", item.file.span, width=width)
+                return None
+            self.ctx.extra_digest.append(item.file.value.encode() + b"\0" + data.encode())
+            words += [ln.strip() for ln in data.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        words = [w for w in words if w.strip()]
+        if not words:
+            self.err("E0304", f"word list '{item.name.value}' is empty", item.name.span, width=len(item.name.value))
+            return None
+        alts = sorted({r"\s+".join(re.escape(p) for p in w.split()) for w in words}, key=len, reverse=True)
+        rx = re.compile(r"(?<!\w)(?:" + "|".join(alts) + r")(?!\w)", re.IGNORECASE)
+        shown = ", ".join(repr(w) for w in words[:5]) + (", ..." if len(words) > 5 else "")
+        return CompiledPattern(item.name.value, rx, f"[{shown}]", None, item.span, kind="words")
+
+    def _source_path(self, display: str) -> Path | None:
+        if display == self.files[0].path:
+            return self.entry_path
+        cand = Path(os.path.realpath(self.ctx.root.parent / display))
+        if cand.is_file():
+            return cand
+        cand = Path(os.path.realpath(self.ctx.root / display))
+        return cand if cand.is_file() else None
+
+    def _compile_concepts(self) -> dict[str, ConceptSpec]:
+        out: dict[str, ConceptSpec] = {}
+        for name, item in self.blocks.items():
+            if not isinstance(item, n.ConceptDef):
+                continue
+            w = len(name)
+            if not item.examples:
+                self.err("E0305", f"concept '{name}' has no examples", item.name.span, width=w,
+                         help='add `examples { "a request this concept must catch" ... }`')
+            if item.threshold is None:
+                self.err("E0306", f"concept '{name}' has no threshold", item.name.span, width=w,
+                         help="add e.g. `threshold 0.6` (cosine similarity, calibrated for the policy's model)")
+            elif not 0.0 < item.threshold <= 1.0:
+                self.err("E0307", f"threshold {item.threshold} of concept '{name}' is outside (0, 1]", item.name.span,
+                         width=w)
+            if item.margin is not None and not 0.0 <= item.margin < 1.0:
+                self.err("E0307", f"margin {item.margin} of concept '{name}' is outside [0, 1)", item.name.span, width=w)
+            for t in (*item.examples, *item.counter):
+                if not t.value.strip():
+                    self.err("E0308", f"empty example in concept '{name}'", t.span, width=2)
+            if item.examples and item.threshold is not None:
+                out[name] = ConceptSpec(name, tuple(t.value for t in item.examples), tuple(t.value for t in item.counter),
+                                        float(item.threshold), float(item.margin or 0.0), item.span,
+                                        tuple(t.span for t in item.examples), tuple(t.span for t in item.counter))
+        return out
+
+    def _kind(self, name: str) -> str | None:
+        item = self.blocks.get(name)
+        return {n.PatternDef: "pattern", n.WordsDef: "word list", n.ConceptDef: "concept"}.get(type(item)) \
+            if item else None
+
+    def _ref(self, name: n.Name, want: str, how: str) -> None:
+        kind = self._kind(name.value)
+        if kind == want:
+            return
+        w = len(name.value)
+        if kind is None:
+            cands = [k for k in self.blocks if self._kind(k) == want]
+            self.err("E0401", f"unknown {want} '{name.value}'", name.span, width=w, help=did_you_mean(name.value, cands))
+        else:
+            verb = {"pattern": "matches", "word list": "contains", "concept": "similar"}[kind]
+            self.err("E0402", f"'{name.value}' is a {kind}, not a {want}; `{how}` needs a {want}", name.span, width=w,
+                     help=f"write `{verb} {name.value}`")
+
+    def _context_path(self, path: str, span: Span) -> str | None:
+        if path in self.context:
+            return self.context[path]
+        if self.declared_context:
+            self.err("E0403", f"context attribute '{path}' is not declared", span,
+                     help=did_you_mean(path, self.context) or "declare it: `context { " + path + ": string }`")
+        return None
+
+    def _check_literal(self, path: str, typ: str | None, value: object, span: Span) -> None:
+        if typ is None:
+            return
+        ok = isinstance(value, CONTEXT_TYPES[typ]) and not (typ == "number" and isinstance(value, bool))
+        if not ok:
+            self.err("E0404", f"context.{path} is a {typ} but is compared with {_fmt(value)}", span)
+
+    def _check_expr(self, e: n.Expr) -> None:
+        if isinstance(e, n.Matches):
+            self._ref(e.pattern, "pattern", "matches")
+        elif isinstance(e, n.Contains):
+            self._ref(e.words, "word list", "contains")
+        elif isinstance(e, n.Similar):
+            self._ref(e.concept, "concept", "similar")
+        elif isinstance(e, n.Compare):
+            typ = self._context_path(e.path, e.span)
+            self._check_literal(e.path, typ, e.value, e.span)
+            if typ in ("string", "bool") and e.op not in ("==", "!="):
+                self.err("E0405", f"operator '{e.op}' needs a number but context.{e.path} is a {typ}", e.span)
+        elif isinstance(e, n.InList):
+            typ = self._context_path(e.path, e.span)
+            for v in e.values:
+                self._check_literal(e.path, typ, v, e.span)
+        elif isinstance(e, n.Exists):
+            self._context_path(e.path, e.span)
+        elif isinstance(e, n.Not):
+            self._check_expr(e.operand)
+        elif isinstance(e, (n.And, n.Or)):
+            for op in e.operands:
+                self._check_expr(op)
+
+    def _compile_rules(self) -> list[CompiledRule]:
+        out: list[CompiledRule] = []
+        for order, (name, r) in enumerate(self.rules.items()):
+            w = len(name)
+            if r.when is None:
+                self.err("E0406", f"rule '{name}' has no 'when' condition", r.name.span, width=w,
+                         help="add e.g. `when input similar some_concept`")
+            else:
+                self._check_expr(r.when)
+            if r.action is None:
+                self.err("E0407", f"rule '{name}' has no action", r.name.span, width=w,
+                         help='add one of: block "message" | redact NAME | flag "message" | allow overrides RULE')
+            else:
+                a = r.action
+                if a.kind == "redact":
+                    for t in a.targets:
+                        if self._kind(t.value) not in ("pattern", "word list"):
+                            self.err("E0408", f"redact target '{t.value}' is not a pattern or word list", t.span,
+                                     width=len(t.value),
+                                     help=did_you_mean(t.value, [k for k in self.blocks if self._kind(k) != "concept"]))
+                if a.kind == "allow":
+                    for t in a.targets:
+                        if t.value not in self.rules:
+                            self.err("E0409", f"'{t.value}' in overrides is not a rule", t.span, width=len(t.value),
+                                     help=did_you_mean(t.value, self.rules))
+                        elif t.value == name:
+                            self.err("E0410", f"rule '{name}' overrides itself", t.span, width=len(t.value))
+            if r.when is not None and r.action is not None:
+                out.append(CompiledRule(name, r.when, r.action, r.severity, r.mode,
+                                        r.category.value if r.category else None, r.span, order))
+        return out
+
+    def _check_tests(self) -> list[n.TestDef]:
+        out = []
+        for f in self.files:
+            for t in f.of(n.TestDef):
+                for b in t.by:
+                    if b.value not in self.rules:
+                        self.err("E0501", f"test expects rule '{b.value}', which does not exist", b.span,
+                                 width=len(b.value), help=did_you_mean(b.value, self.rules))
+                for path, value in t.context:
+                    typ = self._context_path(path, t.span)
+                    self._check_literal(path, typ, value, t.span)
+                out.append(t)
+        return out

@@ -1,0 +1,158 @@
+"""Engine: compile a policy and prepare its matchers once, then evaluate many messages (thread-safe)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .compiler import CompiledPolicy, compile_policy
+from .evaluator import ContextError, Evaluator, Limits, SubjectView, check_context
+from .matchers.embedders import Embedder
+from .models import Decision
+
+__all__ = ["Engine", "ContextError", "Limits", "TestResult"]
+
+
+@dataclass(frozen=True)
+class TestResult:
+    name: str
+    file: str
+    line: int
+    passed: bool
+    expected: str
+    expected_rules: tuple[str, ...]
+    decision: Decision
+
+    @property
+    def detail(self) -> str:
+        got = self.decision.action + (f" by {self.decision.rule}" if self.decision.rule else "")
+        want = self.expected + (f" by {', '.join(self.expected_rules)}" if self.expected_rules else "")
+        return f"expected {want}, got {got}"
+
+
+def _default_threads() -> int:
+    env = os.environ.get("POLICYENGINE_THREADS")
+    return max(1, int(env)) if env and env.isdigit() else 1
+
+
+class Engine:
+    """A compiled policy plus its prepared matchers.
+
+    Construction parses, checks and compiles the policy and, if any rule uses a concept, loads the embedding
+    model (once per process) and indexes the concept examples in FAISS. Evaluation is then a pure function of
+    the message and context, safe to call from many threads.
+    """
+
+    def __init__(self, policy: CompiledPolicy, *, embedder: Embedder | None = None, threads: int | None = None,
+                 limits: Limits | None = None):
+        self.policy = policy
+        self.limits = limits or Limits()
+        self.threads = threads or _default_threads()
+        self._embedder: Embedder | None = None
+        index = None
+        needed = {k: v for k, v in policy.concepts.items() if k in policy.used_concepts}
+        if needed:
+            if embedder is None:
+                from .matchers.embedders import load_embedder
+
+                embedder = load_embedder(policy.model, threads=self.threads)
+            from .matchers.similarity import ConceptIndex
+
+            self._embedder = embedder
+            index = ConceptIndex(needed, embedder)
+        self._index = index
+        self._evaluator = Evaluator(policy, index, self.limits, policy.model if needed else None)
+
+    # -- construction ----------------------------------------------------------------------------
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str], **kwargs: Any) -> "Engine":
+        return cls(compile_policy(path), **kwargs)
+
+    @classmethod
+    def from_source(cls, text: str, *, name: str = "<string>", **kwargs: Any) -> "Engine":
+        return cls(compile_policy(text=text, name=name), **kwargs)
+
+    @property
+    def uses_model(self) -> bool:
+        return self._index is not None
+
+    # -- evaluation ------------------------------------------------------------------------------
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        assert self._embedder is not None
+        return self._embedder.encode(texts)
+
+    def evaluate(self, input: str | None = None, output: str | None = None,
+                 context: Mapping[str, Any] | None = None) -> Decision:
+        """Decide on one message (`input`), one model response (`output`), or both."""
+        return self._evaluate(*self._prepare(input, output, context))
+
+    def evaluate_many(self, items: Iterable[str | Mapping[str, Any]]) -> list[Decision]:
+        """Evaluate many items (strings or {"input", "output", "context"} mappings), batching all embedding work."""
+        prepared = []
+        for item in items:
+            if isinstance(item, str):
+                prepared.append(self._prepare(item, None, None))
+            else:
+                prepared.append(self._prepare(item.get("input"), item.get("output"), item.get("context")))
+        if self._index is not None:
+            views = [v for views, _, _ in prepared for v in views.values()]
+            texts = [c.text for v in views for c in v.chunks]
+            if texts:
+                order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # length-sorted batches pad less
+                vecs = np.empty((len(texts), 0), dtype=np.float32)
+                enc = self._encode([texts[i] for i in order])
+                vecs = np.empty_like(enc)
+                vecs[order] = enc
+                pos = 0
+                for v in views:
+                    k = len(v.chunks)
+                    v.vecs = vecs[pos:pos + k]
+                    pos += k
+        return [self._evaluate(*p) for p in prepared]
+
+    def _prepare(self, input: Any, output: Any, context: Any) -> tuple[dict[str, SubjectView], dict, dict]:
+        if input is None and output is None:
+            raise ValueError("evaluate() needs input=, output= or both")
+        for name, value in (("input", input), ("output", output)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+        ctx = check_context(self.policy, context)
+        encode = self._encode if self._index is not None else None
+        views: dict[str, SubjectView] = {}
+        texts: dict[str, str] = {}
+        for name, value in (("input", input), ("output", output)):
+            if value is not None:
+                views[name] = self._evaluator.view(name, value, encode)
+                texts[name] = value
+        return views, ctx, texts
+
+    def _evaluate(self, views: dict[str, SubjectView], ctx: dict, texts: dict) -> Decision:
+        return self._evaluator.evaluate(views, ctx, texts)
+
+    # -- the policy's own tests ------------------------------------------------------------------
+    def run_tests(self) -> list[TestResult]:
+        tests = self.policy.tests
+        items = [{"input": t.input.value if t.input else None, "output": t.output.value if t.output else None,
+                  "context": _nest(dict(t.context))} for t in tests]
+        decisions = self.evaluate_many(items) if items else []
+        results = []
+        for t, d in zip(tests, decisions):
+            want_rules = tuple(b.value for b in t.by)
+            fired = {r.rule for r in d.reasons}
+            passed = d.action == t.expect and all(r in fired for r in want_rules)
+            results.append(TestResult(t.name.value, t.span.file, t.span.line, passed, t.expect or "?", want_rules, d))
+        return results
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in flat.items():
+        out[k] = v
+    return out
+
+
+def evaluate_texts(engine: Engine, texts: Sequence[str]) -> list[Decision]:
+    return engine.evaluate_many(list(texts))

@@ -1,0 +1,354 @@
+"""Evaluate a compiled policy on one message: pure function of (policy, prepared matchers, input, context)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from . import nodes as n
+from .algebra import combine
+from .chunking import Chunk, chunk_text
+from .compiler import CompiledPolicy, CompiledRule, walk
+from .models import (ContextEvidence, Decision, EvaluationError, NearMiss, PolicyInfo, Reason, RegexEvidence,
+                     SimilarityEvidence, SourceLocation, WordsEvidence)
+from .source import Span
+
+MAX_EVIDENCE_SPANS = 20
+NEAR_MISS_WINDOW = 0.2
+MAX_NEAR_MISSES = 3
+
+
+class ContextError(ValueError):
+    """The context passed by the app does not fit the policy's declared context types."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_input_chars: int = 200_000
+    max_chunks: int = 256
+
+
+def flatten_context(context: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in (context or {}).items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten_context(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def check_context(policy: CompiledPolicy, context: Any) -> dict[str, Any]:
+    if context is None:
+        return {}
+    if not isinstance(context, Mapping):
+        raise ContextError(f"context must be a JSON object, got {type(context).__name__}")
+    flat = flatten_context(context)
+    for key, value in flat.items():
+        typ = policy.context.get(key)
+        if typ is None or value is None:
+            continue
+        ok = {"string": isinstance(value, str), "bool": isinstance(value, bool),
+              "number": isinstance(value, (int, float)) and not isinstance(value, bool)}[typ]
+        if not ok:
+            raise ContextError(f"context.{key} must be a {typ} (declared in the policy), got {value!r}")
+    return flat
+
+
+def loc(span: Span) -> SourceLocation:
+    return SourceLocation(file=span.file, line=span.line, column=span.column)
+
+
+@dataclass
+class SubjectView:
+    """One text being evaluated (input or output), with its chunks and lazily computed embeddings."""
+
+    name: str
+    text: str
+    limits: Limits
+    encode: Callable[[list[str]], np.ndarray] | None
+    vecs: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+    _chunks: list[Chunk] | None = None
+    concept_cache: dict[str, tuple[bool, SimilarityEvidence | None]] = field(default_factory=dict)
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        if self._chunks is None:
+            self._chunks, truncated = chunk_text(self.text, self.limits.max_chunks)
+            if truncated:
+                self.notes.append(f"{self.name}: only the first {self.limits.max_chunks} chunks were compared with "
+                                  "concepts (max_chunks)")
+        return self._chunks
+
+    def embeddings(self) -> np.ndarray:
+        if self.vecs is None:
+            assert self.encode is not None, "policy uses concepts but the engine has no embedder"
+            self.vecs = self.encode([c.text for c in self.chunks])
+        return self.vecs
+
+
+class Evaluator:
+    def __init__(self, policy: CompiledPolicy, index: Any | None, limits: Limits, model_id: str | None):
+        self.policy = policy
+        self.index = index
+        self.limits = limits
+        self.model_id = model_id
+        self.info = PolicyInfo(name=policy.name, version=policy.version, digest=policy.digest)
+
+    # -- public -----------------------------------------------------------------------------
+    def view(self, name: str, text: str, encode: Callable[[list[str]], np.ndarray] | None) -> SubjectView:
+        notes = []
+        if len(text) > self.limits.max_input_chars:
+            notes.append(f"{name}: {len(text)} characters; only the first {self.limits.max_input_chars} were "
+                         "evaluated (max_input_chars)")
+            text = text[: self.limits.max_input_chars]
+        return SubjectView(name, text, self.limits, encode, notes=notes)
+
+    def evaluate(self, views: dict[str, SubjectView], context: dict[str, Any], texts: dict[str, str]) -> Decision:
+        matched: list[CompiledRule] = []
+        evidence: dict[str, list] = {}
+        errors: list[EvaluationError] = []
+        failed: list[CompiledRule] = []
+        for rule in self.policy.rules:
+            try:
+                ok, ev = self._eval(rule.when, views, context)
+            except _SimilarityFailure as e:
+                errors.append(EvaluationError(rule=rule.name, message=str(e)))
+                failed.append(rule)
+                continue
+            if ok:
+                matched.append(rule)
+                evidence[rule.name] = ev
+        outcome = combine(matched, self.policy.default)
+        reasons = [self._reason(r, evidence[r.name]) for r in outcome.effective]
+        action, winner = outcome.action, outcome.winner
+        message = winner.message if winner else None
+        notes = [note for v in views.values() for note in v.notes]
+        # A rule that could not be evaluated is never a silent allow: on_error (default block) decides.
+        on_error = self.policy.on_error or "block"
+        enforce_failed = [r for r in failed if r.mode != "shadow" and r.action.kind != "allow"]
+        if enforce_failed and action != "block":
+            if on_error == "block":
+                action, winner = "block", enforce_failed[0]
+                message = winner.message or "Moderation is unavailable; blocked by the policy's on_error setting."
+            notes.append(f"{len(enforce_failed)} rule(s) could not be evaluated; on_error {on_error} applied")
+        if winner is None and action == "block":
+            message = "Blocked by the policy's default."
+        redacted = redacted_output = None
+        if action == "redact":
+            redacted, redacted_output = self._redact(outcome.effective, views)
+        decision = Decision(
+            action=action, rule=winner.name if winner else None, message=message,
+            redacted=redacted, redacted_output=redacted_output, reasons=reasons,
+            overridden=[{"rule": r.name, "by": by.name, "source": loc(by.span)} for r, by in outcome.overridden],
+            shadow=[self._reason(r, evidence[r.name]) for r in outcome.shadow],
+            near_misses=self._near_misses(set(evidence), views), policy=self.info, model=self.model_id,
+            notes=notes, errors=errors)
+        decision._texts.update(texts)
+        return decision
+
+    # -- expressions --------------------------------------------------------------------------
+    def _eval(self, e: n.Expr, views: dict[str, SubjectView], ctx: dict[str, Any]) -> tuple[bool, list]:
+        if isinstance(e, (n.Matches, n.Contains)):
+            view = views.get(e.subject)
+            if view is None:
+                return False, []
+            name = e.pattern.value if isinstance(e, n.Matches) else e.words.value
+            pat = self.policy.patterns[name]
+            spans = []
+            for span in pat.finditer(view.text):
+                spans.append(span)
+                if len(spans) >= MAX_EVIDENCE_SPANS:
+                    break
+            if not spans:
+                return False, []
+            if pat.kind == "words":
+                ev = [WordsEvidence(subject=e.subject, words=name, span=s, text=view.text[s[0]:s[1]],
+                                    matches=len(spans)) for s in spans]
+            else:
+                ev = [RegexEvidence(subject=e.subject, pattern=name, regex=pat.source_text, span=s,
+                                    text=view.text[s[0]:s[1]], matches=len(spans)) for s in spans]
+            return True, ev
+        if isinstance(e, n.Similar):
+            view = views.get(e.subject)
+            if view is None:
+                return False, []
+            ok, ev = self._similar(e.concept.value, view)
+            return ok, [ev] if ok and ev else []
+        if isinstance(e, n.Compare):
+            actual = ctx.get(e.path)
+            ok = actual is not None and _compare(actual, e.op, e.value)
+            return ok, [ContextEvidence(attribute=e.path, op=e.op, expected=e.value, actual=actual)] if ok else []
+        if isinstance(e, n.InList):
+            actual = ctx.get(e.path)
+            ok = actual is not None and any(_compare(actual, "==", v) for v in e.values)
+            return ok, [ContextEvidence(attribute=e.path, op="in", expected=list(e.values), actual=actual)] if ok else []
+        if isinstance(e, n.Exists):
+            ok = ctx.get(e.path) is not None
+            return ok, [ContextEvidence(attribute=e.path, op="exists", expected=None, actual=ctx.get(e.path))] if ok \
+                else []
+        if isinstance(e, n.Not):
+            ok, _ = self._eval(e.operand, views, ctx)
+            if ok:
+                return False, []
+            ev = [ContextEvidence(attribute=a.path, op=_opname(a), expected=_expected(a), actual=ctx.get(a.path),
+                                  negated=True) for a in walk(e.operand) if isinstance(a, (n.Compare, n.InList, n.Exists))]
+            return True, ev
+        if isinstance(e, n.And):
+            out: list = []
+            for op in sorted(e.operands, key=_cost):
+                ok, ev = self._eval(op, views, ctx)
+                if not ok:
+                    return False, []
+                out += ev
+            return True, out
+        if isinstance(e, n.Or):
+            for op in sorted(e.operands, key=_cost):
+                ok, ev = self._eval(op, views, ctx)
+                if ok:
+                    return True, ev
+            return False, []
+        raise TypeError(f"unknown expression {e!r}")  # pragma: no cover
+
+    def _similar(self, concept: str, view: SubjectView) -> tuple[bool, SimilarityEvidence | None]:
+        if concept in view.concept_cache:
+            return view.concept_cache[concept]
+        spec = self.policy.concepts[concept]
+        chunks = view.chunks
+        if not chunks:
+            view.concept_cache[concept] = (False, None)
+            return False, None
+        try:
+            vecs = view.embeddings()
+            sc = self.index.score(concept, vecs)  # type: ignore[union-attr]
+        except Exception as e:  # noqa: BLE001 - a model/index failure must be reported, never a silent allow
+            raise _SimilarityFailure(f"concept '{concept}' could not be evaluated: {type(e).__name__}: {e}") from e
+        ok_mask = (sc.ex_score >= spec.threshold) & (sc.ex_score > sc.ctr_score + spec.margin)
+        if ok_mask.any():
+            i = int(np.argmax(np.where(ok_mask, sc.ex_score, -np.inf)))
+        else:  # nearest miss: the chunk closest to clearing the threshold
+            i = int(np.argmax(sc.ex_score))
+        c = chunks[i]
+        has_ctr = sc.ctr_index[i] >= 0
+        ev = SimilarityEvidence(
+            subject=view.name, concept=concept, span=(c.start, c.end), text=c.text,
+            score=round(float(sc.ex_score[i]), 4), threshold=spec.threshold,
+            example=spec.examples[int(sc.ex_index[i])],
+            counter_example=spec.counter[int(sc.ctr_index[i])] if has_ctr else None,
+            counter_score=round(float(sc.ctr_score[i]), 4) if has_ctr else None, margin=spec.margin)
+        result = (bool(ok_mask.any()), ev)
+        view.concept_cache[concept] = result
+        return result
+
+    # -- explanation parts ----------------------------------------------------------------------
+    def _reason(self, rule: CompiledRule, ev: list) -> Reason:
+        return Reason(rule=rule.name, action=rule.action.kind, severity=rule.severity, category=rule.category,
+                      message=rule.message, source=loc(rule.span), evidence=ev)
+
+    def _near_misses(self, fired: set[str], views: dict[str, SubjectView]) -> list[NearMiss]:
+        out: list[tuple[float, NearMiss]] = []
+        for rule in self.policy.rules:
+            if rule.name in fired or rule.action.kind == "allow" or rule.mode == "shadow":
+                continue
+            for atom in walk(rule.when):
+                if not isinstance(atom, n.Similar) or atom.subject not in views:
+                    continue
+                cached = views[atom.subject].concept_cache.get(atom.concept.value)
+                if not cached or cached[1] is None:
+                    continue
+                ok, ev = cached
+                gap = ev.threshold - ev.score
+                if ok:
+                    why = f"{ev.score:.2f} >= {ev.threshold:.2f} but the rule's other conditions were false"
+                    gap = 0.0
+                elif ev.score < ev.threshold:
+                    if gap > NEAR_MISS_WINDOW:
+                        continue
+                    why = f"{ev.score:.2f} < {ev.threshold:.2f}"
+                else:
+                    why = (f"{ev.score:.2f} >= {ev.threshold:.2f} but counter-example scored {ev.counter_score:.2f}"
+                           + (f" (margin {ev.margin:.2f})" if ev.margin else ""))
+                    gap = 0.0
+                out.append((gap, NearMiss(rule=rule.name, concept=ev.concept, subject=ev.subject, score=ev.score,
+                                          threshold=ev.threshold, counter_score=ev.counter_score, example=ev.example,
+                                          counter_example=ev.counter_example, span=ev.span, why=why,
+                                          source=loc(rule.span))))
+        out.sort(key=lambda x: x[0])
+        seen: set[str] = set()
+        result = []
+        for _, nm in out:
+            if nm.rule not in seen:
+                seen.add(nm.rule)
+                result.append(nm)
+        return result[:MAX_NEAR_MISSES]
+
+    def _redact(self, rules: tuple[CompiledRule, ...], views: dict[str, SubjectView]) -> tuple[str | None, str | None]:
+        out: dict[str, str | None] = {"input": None, "output": None}
+        for subject, view in views.items():
+            spans: list[tuple[int, int, str]] = []
+            for r in rules:
+                if r.action.kind != "redact":
+                    continue
+                subjects = {a.subject for a in walk(r.when) if isinstance(a, (n.Matches, n.Contains, n.Similar))}
+                if subjects and subject not in subjects:
+                    continue
+                repl = r.action.replacement.value if r.action.replacement else "[REDACTED]"
+                for t in r.action.targets:
+                    spans += [(s, e, repl) for s, e in self.policy.patterns[t.value].finditer(view.text)]
+            if spans:
+                out[subject] = redact(view.text, spans)
+        return out["input"], out["output"]
+
+
+def redact(text: str, spans: list[tuple[int, int, str]]) -> str:
+    """Replace every span; overlapping or touching spans merge and take the first span's replacement."""
+    merged: list[list] = []
+    for s, e, r in sorted(spans):
+        if merged and s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e, r])
+    parts, pos = [], 0
+    for s, e, r in merged:
+        parts += [text[pos:s], r]
+        pos = e
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+class _SimilarityFailure(RuntimeError):
+    pass
+
+
+def _cost(e: n.Expr) -> int:
+    if isinstance(e, (n.Compare, n.InList, n.Exists)):
+        return 0
+    if isinstance(e, (n.Matches, n.Contains)):
+        return 1
+    return max((_cost(x) for x in walk(e) if x is not e), default=2) if isinstance(e, (n.Not, n.And, n.Or)) else 2
+
+
+def _compare(actual: Any, op: str, expected: Any) -> bool:
+    if isinstance(expected, str) or isinstance(actual, str) or isinstance(expected, bool):
+        if op == "==":
+            return bool(actual == expected)
+        if op == "!=":
+            return bool(actual != expected)
+        return False
+    try:
+        a, b = float(actual), float(expected)
+    except (TypeError, ValueError):
+        return False
+    return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+
+
+def _opname(a: n.Expr) -> str:
+    return a.op if isinstance(a, n.Compare) else "in" if isinstance(a, n.InList) else "exists"
+
+
+def _expected(a: n.Expr) -> Any:
+    return a.value if isinstance(a, n.Compare) else list(a.values) if isinstance(a, n.InList) else None
