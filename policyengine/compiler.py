@@ -123,6 +123,8 @@ class _Ctx:
         self.diags: list[Diagnostic] = []
         self.sources: dict[str, Source] = {}
         self.extra_digest: list[bytes] = []
+        self.loaded: set[Path] = set()
+        self.real_paths: dict[str, Path] = {}
 
     def err(self, code: str, msg: str, span: Span, help: str | None = None, width: int = 1,
             severity: str = "error") -> None:
@@ -132,14 +134,6 @@ class _Ctx:
             width = span.end - span.start
         self.diags.append(Diagnostic(code, msg, span, severity=severity, help=help,  # type: ignore[arg-type]
                                      line_text=line_text, width=width))
-
-
-def _display(path: Path, root: Path) -> str:
-    try:
-        rel = path.relative_to(root.parent if root.parent != path else root)
-        return str(rel)
-    except ValueError:
-        return str(path)
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -159,6 +153,8 @@ def _load(ctx: _Ctx, path: Path, display: str, text: str | None, stack: tuple[Pa
           out: list[n.PolicyFile]) -> None:
     if text is None:
         text = _read_text(path)
+    ctx.loaded.add(path)
+    ctx.real_paths[display] = path
     src = Source(display, text)
     ctx.sources[display] = src
     pf, diags = parse_policy(src)
@@ -179,8 +175,7 @@ def _load(ctx: _Ctx, path: Path, display: str, text: str | None, stack: tuple[Pa
             chain = " -> ".join(p.name for p in (*stack, real))
             ctx.err("E0102", f"import cycle: {chain}", imp.path.span, width=width)
             continue
-        if any(Path(os.path.realpath(ctx.root / f.path)) == real for f in out) or \
-                any(os.path.realpath(ctx.root.parent / f.path) == str(real) for f in out):
+        if real in ctx.loaded:
             continue  # already loaded (diamond import)
         if not real.is_file():
             ctx.err("E0103", f"imported file not found: {imp.path.value!r}", imp.path.span, width=width,
@@ -192,7 +187,8 @@ def _load(ctx: _Ctx, path: Path, display: str, text: str | None, stack: tuple[Pa
         except (OSError, UnicodeDecodeError) as e:
             ctx.err("E0104", f"cannot read imported file {imp.path.value!r}: {e}", imp.path.span, width=width)
             continue
-        _load(ctx, real, _display(real, ctx.root), child_text, (*stack, real), out)
+        shown = os.path.normpath(os.path.join(os.path.dirname(out[0].path), os.path.relpath(real, ctx.root)))
+        _load(ctx, real, shown, child_text, (*stack, real), out)
 
 
 # ---- stage 2+3: check and compile ----------------------------------------------------------------
@@ -355,10 +351,8 @@ class _Checker:
     def _compile_words(self, item: n.WordsDef) -> CompiledPattern | None:
         words = [w.value for w in item.words]
         if item.file is not None:
-            base = Path(os.path.realpath(self.ctx.root.parent / item.span.file)).parent
             src_file = self._source_path(item.span.file)
-            if src_file is not None:
-                base = src_file.parent
+            base = src_file.parent if src_file is not None else self.ctx.root
             target = Path(os.path.realpath(base / item.file.value))
             width = len(item.file.value) + 2
             if not _inside(target, self.ctx.root):
@@ -385,13 +379,7 @@ class _Checker:
         return CompiledPattern(item.name.value, rx, f"[{shown}]", None, item.span, kind="words")
 
     def _source_path(self, display: str) -> Path | None:
-        if display == self.files[0].path:
-            return self.entry_path
-        cand = Path(os.path.realpath(self.ctx.root.parent / display))
-        if cand.is_file():
-            return cand
-        cand = Path(os.path.realpath(self.ctx.root / display))
-        return cand if cand.is_file() else None
+        return self.ctx.real_paths.get(display)
 
     def _compile_concepts(self) -> dict[str, ConceptSpec]:
         out: dict[str, ConceptSpec] = {}

@@ -146,7 +146,7 @@ class Evaluator:
             redacted=redacted, redacted_output=redacted_output, reasons=reasons,
             overridden=[{"rule": r.name, "by": by.name, "source": loc(by.span)} for r, by in outcome.overridden],
             shadow=[self._reason(r, evidence[r.name]) for r in outcome.shadow],
-            near_misses=self._near_misses(set(evidence), views), policy=self.info, model=self.model_id,
+            near_misses=self._near_misses(set(evidence), views) if action != "block" else [], policy=self.info, model=self.model_id,
             notes=notes, errors=errors)
         decision._texts.update(texts)
         return decision
