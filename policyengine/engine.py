@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .compiler import CompiledPolicy, compile_policy
-from .evaluator import ContextError, Evaluator, Limits, SubjectView, check_context
+from .evaluator import ContextError, Evaluator, Limits, SubjectView, check_context, embeddable
 from .matchers.embedders import Embedder
 from .models import Decision
 
@@ -99,7 +99,7 @@ class Engine:
                 prepared.append(self._prepare(item.get("input"), item.get("output"), item.get("context")))
         if self._index is not None:
             views = [v for views, _, _ in prepared for v in views.values()]
-            texts = [c.text for v in views for c in v.chunks]
+            texts = [embeddable(c.text) for v in views for c in v.chunks]
             if texts:
                 order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # length-sorted batches pad less
                 vecs = np.empty((len(texts), 0), dtype=np.float32)

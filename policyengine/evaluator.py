@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -28,6 +29,14 @@ class ContextError(ValueError):
 class Limits:
     max_input_chars: int = 200_000
     max_chunks: int = 256
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def embeddable(text: str) -> str:
+    """Text the tokenizer accepts: lone surrogates (invalid UTF-16 halves) become U+FFFD, one char for one."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def flatten_context(context: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:
@@ -87,7 +96,7 @@ class SubjectView:
     def embeddings(self) -> np.ndarray:
         if self.vecs is None:
             assert self.encode is not None, "policy uses concepts but the engine has no embedder"
-            self.vecs = self.encode([c.text for c in self.chunks])
+            self.vecs = self.encode([embeddable(c.text) for c in self.chunks])
         return self.vecs
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -133,6 +134,17 @@ class Decision(_Frozen):
     @property
     def blocked(self) -> bool:
         return self.action == "block"
+
+    def to_json(self, indent: int | None = None, **extra: object) -> str:
+        """JSON of the decision (plus `extra` keys first). Unlike model_dump_json(), never fails on text that is
+        not valid Unicode (lone surrogates): those are written as JSON escapes."""
+        data = {**extra, **self.model_dump(mode="python")}
+        text = json.dumps(data, ensure_ascii=False, indent=indent)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(data, ensure_ascii=True, indent=indent)
+        return text
 
     def explain(self) -> str:
         """Human-readable explanation: the winning rule, every reason with its evidence, overrides, near misses."""

@@ -104,10 +104,7 @@ def _items_from_jsonl(name: str, stream: Any) -> Iterator[tuple[int, dict[str, A
 
 def _print_decision(d: Any, fmt: str, item_id: Any = None, text: str | None = None) -> None:
     if fmt == "json":
-        data = json.loads(d.model_dump_json())
-        if item_id is not None:
-            data = {"id": item_id, **data}
-        print(json.dumps(data, ensure_ascii=False))
+        print(d.to_json(**({"id": item_id} if item_id is not None else {})))
     else:
         label = f"[{item_id}] " if item_id is not None else ""
         shown = f"{label}{text!r}" if text is not None else label
@@ -193,7 +190,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except ContextError as e:
         raise UsageError(f"--context: error: {e}") from None
     if args.format == "json":
-        print(d.model_dump_json(indent=2))
+        print(d.to_json(indent=2))
     else:
         print(f"message: {args.text!r}")
         print(d.explain())
