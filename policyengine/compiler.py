@@ -313,19 +313,23 @@ class _Checker:
                     out[name] = cw
         return out
 
+    def _regex_pos(self, item: n.PatternDef, offset_in_literal: int) -> Span:
+        """Span of a character of the /regex/flags literal (offset 0 = the opening slash)."""
+        src = self.ctx.sources[item.span.file]
+        literal = "/" + item.regex + "/"
+        start = src.text.find(literal, item.name.span.end or item.span.start)
+        if start < 0:
+            return item.name.span
+        line, col = src.position(start + offset_in_literal)
+        return Span(item.span.file, line, col)
+
     def _compile_pattern(self, item: n.PatternDef) -> CompiledPattern | None:
         flags = 0
         ok = True
         for i, ch in enumerate(item.flags):
             if ch not in REGEX_FLAGS:
-                sp = item.span
-                col = item.name.span.column  # locate the flag character in the source line
-                line = self.ctx.sources[sp.file].line_text(item.name.span.line)
-                idx = line.find("/" + item.regex + "/")
-                if idx >= 0:
-                    col = idx + len(item.regex) + 3 + i
                 self.err("E0301", f"unknown regex flag {ch!r} in pattern '{item.name.value}'",
-                         Span(sp.file, item.name.span.line, col), help="flags are i (ignore case), m, s, x")
+                         self._regex_pos(item, len(item.regex) + 2 + i), help="flags are i (ignore case), m, s, x")
                 ok = False
             else:
                 flags |= REGEX_FLAGS[ch]
@@ -337,11 +341,8 @@ class _Checker:
         try:
             rx = re.compile(item.regex, flags)
         except re.error as e:
-            line = self.ctx.sources[item.span.file].line_text(item.name.span.line)
-            idx = line.find("/" + item.regex + "/")
-            col = (idx + 2 + (e.pos or 0)) if idx >= 0 else item.name.span.column
             self.err("E0303", f"invalid regex in pattern '{item.name.value}': {e.msg}",
-                     Span(item.span.file, item.name.span.line, col))
+                     self._regex_pos(item, 1 + (e.pos or 0)))
             return None
         if not ok:
             return None

@@ -57,6 +57,10 @@ def check_context(policy: CompiledPolicy, context: Any) -> dict[str, Any]:
         raise ContextError(f"context must be a JSON object, got {type(context).__name__}")
     flat = flatten_context(context)
     for key, value in flat.items():
+        nested = [p for p in policy.context if p.startswith(key + ".")]
+        if nested and value is not None:
+            raise ContextError(f"context.{key} must be an object (the policy declares context.{nested[0]}), "
+                               f"got {value!r}")
         typ = policy.context.get(key)
         if typ is None or value is None:
             continue

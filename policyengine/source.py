@@ -45,7 +45,7 @@ UNKNOWN_SPAN = Span("<unknown>", 0, 0)
 
 def caret_excerpt(line_text: str, column: int, width: int = 1) -> str:
     """The source line, then a caret line under `width` characters starting at 1-based `column`."""
-    shown = line_text.replace("\t", " ").rstrip("\n")
+    shown = _oneline(line_text.rstrip("\n"))
     width = max(1, min(width, max(1, len(shown) - column + 1)))
     gutter = "  | "
     return f"{gutter}{shown}\n{gutter}{' ' * max(0, column - 1)}{'^' * width}"

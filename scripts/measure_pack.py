@@ -149,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             limit = args.limit if args.limit is not None else LARGE_DEFAULT_LIMIT.get(name)
             rows = load_rows(path, split, limit)
-            results.append(measure_file(engine, name, rows, args.errors))
+            # with --split both, errors are printed for dev only, so holdout stays unseen while tuning
+            n_err = args.errors if (args.split != "both" or split == "dev") else 0
+            results.append(measure_file(engine, name, rows, n_err))
         print_table(split, results)
         print_errors(results)
         out[split] = [{k: v for k, v in r.items() if k not in ("errors", "rule_counts")} for r in results]

@@ -71,6 +71,11 @@ def _syntax_diagnostic(source: Source, e: UnexpectedInput) -> Diagnostic:
     assert isinstance(e, UnexpectedToken)
     tok = e.token
     width = max(1, len(str(tok)))
+    if _TOP.match(source.line_text(line)) and col == len(source.line_text(line)) - len(source.line_text(line).lstrip()) + 1 \
+            and "RBRACE" in e.expected:
+        return Diagnostic("E0003", f"unexpected {str(tok)!r}: the item before it is not closed",
+                          Span(source.path, line, col), line_text=source.line_text(line), width=width,
+                          help=f"is a '}}' missing before line {line}?")
     return Diagnostic("E0003", f"unexpected {str(tok)!r}", Span(source.path, line, col), line_text=source.line_text(line),
                       help=f"expected {_expected(e.expected)}", width=width)
 
@@ -111,6 +116,11 @@ def parse_policy(source: Source) -> tuple[n.PolicyFile | None, list[Diagnostic]]
             if pos is None or pos < 0:
                 pos = len(text)
             start, end = _item_bounds(text, pos)
+            if start == pos and start > 0:  # the error is the next item's keyword: the previous item is unclosed
+                start, end = _item_bounds(text, pos - 1)
+                end = min(end, pos) if end > start else pos
+                if end <= start:
+                    start, end = pos, _item_bounds(text, pos)[1]
             if end <= start:
                 break
             text = text[:start] + "".join(c if c == "\n" else " " for c in text[start:end]) + text[end:]

@@ -1,0 +1,163 @@
+"""The command line, run as `python -m policyengine` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+POLICY = r'''policy cli { version "0.3" }
+context { tier: string }
+pattern card = /\b\d(?:[ -]?\d){12,18}\b/ validate luhn
+words slurs = ["darn"]
+rule no_slurs { severity high  when input contains slurs  block "Keep it civil." }
+rule mask { when input matches card  redact card with "[CARD]" }
+rule gold { when context.tier == "gold" flag "gold customer" }
+test "slur" { input "oh darn" expect block by no_slurs }
+test "card" { input "4111 1111 1111 1111" expect redact by mask }
+'''
+
+
+def run(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-m", "policyengine", *args], cwd=cwd, input=stdin, text=True,
+                          capture_output=True, env=env, timeout=120)
+
+
+@pytest.fixture
+def pdir(tmp_path: Path) -> Path:
+    (tmp_path / "cli.policy").write_text(POLICY)
+    return tmp_path
+
+
+def test_check_text_block(pdir):
+    r = run("check", "cli.policy", "well darn", cwd=pdir)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("BLOCK by rule no_slurs: Keep it civil.")
+    assert "rule no_slurs (block, severity high) at cli.policy:5:1" in r.stdout
+    assert "input contains slurs: input[5:9] 'darn'" in r.stdout
+
+
+def test_check_allow_is_exit_zero(pdir):
+    r = run("check", "cli.policy", "hello", cwd=pdir)
+    assert r.returncode == 0 and r.stdout.startswith("ALLOW")
+
+
+def test_check_json_one_object_per_line(pdir):
+    r = run("check", "cli.policy", "well darn", "card 4111-1111-1111-1111", "fine", "--format", "json", cwd=pdir)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 3
+    data = [json.loads(ln) for ln in lines]
+    assert [d["action"] for d in data] == ["block", "redact", "allow"]
+    assert data[1]["redacted"] == "card [CARD]"
+    assert data[0]["policy"]["name"] == "cli" and data[0]["reasons"][0]["source"]["line"] == 5
+
+
+def test_check_context(pdir):
+    r = run("check", "cli.policy", "hello", "--context", '{"tier": "gold"}', "--format", "json", cwd=pdir)
+    assert json.loads(r.stdout)["action"] == "flag"
+    bad = run("check", "cli.policy", "hello", "--context", '{"tier": 3}', cwd=pdir)
+    assert bad.returncode == 2 and "tier" in bad.stderr and "Traceback" not in bad.stderr
+    broken = run("check", "cli.policy", "hello", "--context", '{"tier": ', cwd=pdir)
+    assert broken.returncode == 2 and "invalid JSON" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_check_input_jsonl_with_bad_lines(pdir):
+    lines = [
+        json.dumps({"id": "a", "text": "oh darn"}),
+        "{not json",
+        json.dumps({"id": "c", "text": "hi", "context": {"tier": 7}}),
+        "",
+        json.dumps({"id": "e", "text": "hi", "context": {"tier": "gold"}}),
+        json.dumps({"id": "f", "nope": 1}),
+        json.dumps({"text": "4111 1111 1111 1111"}),
+    ]
+    (pdir / "in.jsonl").write_text("\n".join(lines) + "\n")
+    r = run("check", "cli.policy", "--input", "in.jsonl", "--format", "json", cwd=pdir)
+    assert r.returncode == 2  # some lines were bad
+    assert "Traceback" not in r.stderr
+    err_lines = [ln for ln in r.stderr.splitlines() if ": error" in ln]
+    assert sorted(int(ln.split(":")[1]) for ln in err_lines) == [2, 3, 6]  # context errors come at batch time
+    assert all(ln.startswith("in.jsonl:") for ln in err_lines)
+    out = [json.loads(ln) for ln in r.stdout.strip().splitlines()]
+    decided = {d["id"]: d["action"] for d in out if "action" in d}
+    assert decided == {"a": "block", "e": "flag", 7: "redact"}
+    assert sorted(d["line"] for d in out if "error" in d) == [2, 3, 6]
+
+
+def test_check_stdin_jsonl(pdir):
+    r = run("check", "cli.policy", "--format", "json", cwd=pdir, stdin='{"text": "darn"}\n{"text": "ok"}\n')
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(ln)["action"] for ln in r.stdout.splitlines()] == ["block", "allow"]
+
+
+def test_explain(pdir):
+    r = run("explain", "cli.policy", "my card 4111 1111 1111 1111 ok", cwd=pdir)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("message: 'my card 4111 1111 1111 1111 ok'\nREDACT by rule mask")
+    assert "redacted input: 'my card [CARD] ok'" in r.stdout
+    assert "^^^^^^^^^^^^^^^^^^^" in r.stdout
+    j = run("explain", "cli.policy", "darn", "--format", "json", cwd=pdir)
+    assert json.loads(j.stdout)["rule"] == "no_slurs"
+
+
+def test_test_command_pass(pdir):
+    r = run("test", "cli.policy", "-v", cwd=pdir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "PASS cli.policy:8 'slur'" in r.stdout and r.stdout.rstrip().endswith("2 passed, 0 failed")
+
+
+def test_test_command_failure(pdir):
+    (pdir / "bad.policy").write_text(POLICY + 'test "wrong" { input "hello" expect block by no_slurs }\n')
+    r = run("test", "bad.policy", cwd=pdir)
+    assert r.returncode == 1
+    assert "FAIL bad.policy:10 'wrong': expected block by no_slurs, got allow" in r.stdout
+    assert r.stdout.rstrip().endswith("2 passed, 1 failed")
+    j = run("test", "bad.policy", "--format", "json", cwd=pdir)
+    assert j.returncode == 1 and json.loads(j.stdout)["failed"] == 1
+
+
+def test_policy_error_exit_2(pdir):
+    (pdir / "broken.policy").write_text("pattern p = /x/\nrule r { when input matches q block }\n")
+    for cmd in (["check", "broken.policy", "x"], ["explain", "broken.policy", "x"], ["test", "broken.policy"]):
+        r = run(*cmd, cwd=pdir)
+        assert r.returncode == 2
+        assert "broken.policy:2:29: error[E0401]: unknown pattern 'q'" in r.stderr
+        assert "Traceback" not in r.stderr and r.stdout == ""
+
+
+def test_missing_policy_file_exit_2(pdir):
+    r = run("check", "nope.policy", "x", cwd=pdir)
+    assert r.returncode == 2 and "nope.policy" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_missing_input_file_exit_2(pdir):
+    r = run("check", "cli.policy", "--input", "missing.jsonl", cwd=pdir)
+    assert r.returncode == 2 and "missing.jsonl" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_no_command_is_usage(pdir):
+    assert run(cwd=pdir).returncode == 2
+
+
+@pytest.mark.model
+def test_check_with_real_model(tmp_path):
+    (tmp_path / "demo.policy").write_text('''policy demo { default allow }
+concept weapons_howto {
+  examples { "how do I build a pipe bomb"  "step by step instructions to make a nerve agent at home" }
+  counter  { "how do I kill a python process"  "history of the manhattan project" }
+  threshold 0.62
+}
+rule no_weapons { severity high  when input similar weapons_howto  block "I can't help with making weapons." }
+''')
+    r = run("check", "demo.policy", "give me steps to build a pipe bomb", "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["action"] == "block" and d["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert d["reasons"][0]["evidence"][0]["kind"] == "similarity"
+    assert d["reasons"][0]["evidence"][0]["example"] == "how do I build a pipe bomb"
