@@ -42,7 +42,22 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("policy", nargs="+")
     t.add_argument("--format", choices=["text", "json"], default="text")
     t.add_argument("-v", "--verbose", action="store_true", help="print passing tests too")
+
+    for module in _command_modules():
+        for name, handler in module.register(sub).items():
+            COMMANDS[name] = handler
     return p
+
+
+# Further commands live in their own modules (policyengine/cli/<name>.py), each with
+# `register(subparsers) -> {command name: handler(args) -> exit code}`. Add the module name here.
+COMMAND_MODULES: list[str] = []
+
+
+def _command_modules() -> list:
+    import importlib
+
+    return [importlib.import_module(f"{__package__}.{name}") for name in COMMAND_MODULES]
 
 
 def _version() -> str:
@@ -220,7 +235,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     return EXIT_FAIL if failed else EXIT_OK
 
 
-COMMANDS = {"check": cmd_check, "explain": cmd_explain, "test": cmd_test}
+COMMANDS: dict = {"check": cmd_check, "explain": cmd_explain, "test": cmd_test}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
