@@ -8,14 +8,14 @@ export MKL_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast pack-test measure clean
+.PHONY: install demo test test-fast pack-test measure clean bench-server openapi serve
 
 $(STAMP): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: a bare `torch` requirement would pull a CUDA build.
 	$(BIN)/pip install -q -r requirements.txt
-	$(BIN)/pip install -q -e '.[embed,dev]'
+	$(BIN)/pip install -q -e '.[embed,dev,serve]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -34,6 +34,17 @@ pack-test: $(STAMP)
 
 measure: $(STAMP)
 	$(BIN)/python scripts/measure_pack.py
+
+# Load test of `policyengine serve` on the default pack (loopback only, bounded in time and request count).
+bench-server: $(STAMP)
+	$(BIN)/python benchmarks/server_load.py --policy policies --out benchmarks/server_load.json
+
+# Regenerate the checked-in OpenAPI schema of the service (tests/server compare it with the served one).
+openapi: $(STAMP)
+	$(BIN)/python -m policyengine.server.openapi > docs/openapi.json
+
+serve: $(STAMP)
+	$(BIN)/policyengine serve policies
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # Further commands live in their own modules (policyengine/cli/<name>.py), each with
 # `register(subparsers) -> {command name: handler(args) -> exit code}`. Add the module name here.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["serve"]
 
 
 def _command_modules() -> list:

@@ -1,0 +1,102 @@
+"""The policy being served: compiled in the background, swapped atomically, never half-loaded.
+
+`PolicyHolder.engine` is a plain attribute holding an immutable, fully prepared Engine; a request reads it once and
+uses that engine to the end, so a reload can never show a request a half-loaded policy. Reloads (SIGHUP or a
+file change) are serialised; a policy that fails to compile is logged with its diagnostics and the old engine keeps
+serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..diagnostics import PolicyError
+from ..engine import Engine
+
+log = logging.getLogger("policyengine.server")
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    status: str  # "loaded" | "unchanged" | "error"
+    digest: str | None
+    seconds: float
+    error: str | None = None
+
+
+class PolicyHolder:
+    def __init__(self, path: str, *, threads: int = 1, embedder: Any = None,
+                 on_swap: Callable[[Engine | None, Engine], None] | None = None,
+                 on_reload: Callable[[ReloadResult], None] | None = None):
+        self.path = path
+        self.threads = threads
+        self._embedder = embedder
+        self._on_swap = on_swap
+        self._on_reload = on_reload
+        self._lock = threading.Lock()
+        self.engine: Engine | None = None
+        self.last_error: str | None = None
+        self.generation = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.engine is not None
+
+    def _build(self) -> Engine:
+        from ..compiler import compile_policy
+
+        policy = compile_policy(self.path)
+        current = self.engine
+        if current is not None and current.policy.digest == policy.digest:
+            return current
+        kwargs: dict[str, Any] = {"threads": self.threads}
+        if self._embedder is not None:
+            kwargs["embedder"] = self._embedder
+        return Engine(policy, **kwargs)  # loads the model once per process (load_embedder caches it)
+
+    def reload(self, reason: str = "reload") -> ReloadResult:
+        """Compile the policy file again and swap it in if it compiles. Safe to call from any thread."""
+        with self._lock:
+            t0 = time.perf_counter()
+            old = self.engine
+            try:
+                new = self._build()
+            except PolicyError as e:
+                result = ReloadResult("error", old.policy.digest if old else None, time.perf_counter() - t0,
+                                      e.render())
+                self.last_error = result.error
+                log.error("policy %s rejected (%s); %s\n%s", self.path, reason,
+                          "keeping the policy in service" if old else "no policy in service yet", e.render())
+            except Exception as e:  # noqa: BLE001 - a model or I/O failure must not kill the server either
+                result = ReloadResult("error", old.policy.digest if old else None, time.perf_counter() - t0,
+                                      f"{type(e).__name__}: {e}")
+                self.last_error = result.error
+                log.error("policy %s could not be loaded (%s): %s", self.path, reason, result.error)
+            else:
+                if new is old:
+                    result = ReloadResult("unchanged", new.policy.digest, time.perf_counter() - t0)
+                    log.info("policy %s unchanged (%s, %s)", self.path, reason, new.policy.digest[:19])
+                else:
+                    self.engine = new  # the atomic swap: one reference assignment
+                    self.generation += 1
+                    self.last_error = None
+                    result = ReloadResult("loaded", new.policy.digest, time.perf_counter() - t0)
+                    log.info("policy %s %s (%s) in %.2fs: %s", self.path, "reloaded" if old else "loaded", reason,
+                             result.seconds, new.policy.digest)
+                    if self._on_swap:
+                        self._on_swap(old, new)
+            if self._on_reload:
+                self._on_reload(result)
+            return result
+
+
+def is_relevant_change(path: str) -> bool:
+    """Ignore editor droppings and hidden files; any other file in a watched folder may be a policy, an import or
+    a word list (the policy digest decides whether anything actually changed)."""
+    name = path.rsplit("/", 1)[-1]
+    return not (name.startswith(".") or name.endswith(("~", ".swp", ".swx", ".tmp")) or name.startswith("#")
+                or "/__pycache__/" in path)

@@ -1,0 +1,137 @@
+"""Serve an app over real HTTP on 127.0.0.1 (ephemeral port) in a background thread; stop it at the end."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+REPO = Path(__file__).resolve().parents[2]
+
+SMALL_POLICY = """\
+policy small {
+  version "1"
+  default allow
+}
+
+context {
+  channel: string
+}
+
+pattern secret = /sk-[a-z0-9]{8,}/
+
+rule no_secrets {
+  when input matches secret
+  block "no api keys"
+  category "pii"
+}
+"""
+
+
+@contextlib.contextmanager
+def serve_app(app, timeout: float = 30.0) -> Iterator[str]:
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        sock.close()
+
+
+def wait_ready(client, timeout: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = client.get("/readyz")
+        if r.status_code == 200:
+            return r.json()
+        time.sleep(0.05)
+    raise AssertionError(f"not ready after {timeout}s: {r.text}")
+
+
+def wait_for(predicate, timeout: float = 20.0, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+class ServeProcess:
+    """`policyengine serve ...` as a subprocess; reads the URL from its first stderr line."""
+
+    def __init__(self, *args: str, env: dict | None = None, timeout: float = 60.0):
+        penv = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
+        self.proc = subprocess.Popen([sys.executable, "-m", "policyengine", "serve", *args, "--port", "0"],
+                                     cwd=REPO, env=penv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True)
+        self.lines: list[str] = []
+        self.url = ""
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not wait_for(lambda: bool(self.url) or self.proc.poll() is not None, timeout):
+            self.stop()
+            raise AssertionError("serve did not print its URL:\n" + self.log)
+        if not self.url:
+            raise AssertionError(f"serve exited {self.proc.returncode}:\n{self.log}")
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            if not self.url and " on http://" in line:
+                self.url = line.split(" on ", 1)[1].split()[0]
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: the workers go too
+                self.proc.wait(10)
+        self._reader.join(5)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def small_policy(tmp_path: Path) -> Path:
+    d = tmp_path / "pol"
+    d.mkdir()
+    p = d / "small.policy"
+    p.write_text(SMALL_POLICY)
+    return p
