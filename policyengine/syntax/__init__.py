@@ -1,5 +1,5 @@
 """Syntax layer: .policy text -> typed nodes. Lark types never leave this package."""
 
-from .parser import parse_policy
+from .parser import Comment, Lexeme, ParsedFile, parse_policy, parse_with_comments
 
-__all__ = ["parse_policy"]
+__all__ = ["Comment", "Lexeme", "ParsedFile", "parse_policy", "parse_with_comments"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -22,6 +24,81 @@ MAX_SYNTAX_ERRORS = 20
 def grammar() -> Lark:
     text = resources.files(__package__).joinpath("policy.lark").read_text(encoding="utf-8")
     return Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+# ---- comments and tokens, for tools that rewrite source (fmt) or point into it (lint) -------------------
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A `# ...` comment: its text (with the '#', trailing blanks removed), where it is, and whether it
+    stands on its own line (only blanks before it) or trails code."""
+
+    text: str
+    span: Span
+    own_line: bool
+
+
+@dataclass(frozen=True)
+class Lexeme:
+    """One token of the source (keywords and punctuation included), free of lark types."""
+
+    type: str
+    text: str
+    start: int
+    end: int
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    """What `parse_with_comments` returns: the nodes (None if the syntax is broken), every diagnostic, the
+    comments and every token in source order."""
+
+    policy: n.PolicyFile | None
+    diagnostics: tuple[Diagnostic, ...]
+    comments: tuple[Comment, ...]
+    tokens: tuple[Lexeme, ...]
+
+
+_COMMENT_SINK = threading.local()
+
+
+def _collect_comment(tok: Token) -> Token:
+    sink = getattr(_COMMENT_SINK, "comments", None)
+    if sink is not None:
+        sink.append(tok)
+    return tok
+
+
+@lru_cache(maxsize=1)
+def _token_grammar() -> Lark:
+    text = resources.files(__package__).joinpath("policy.lark").read_text(encoding="utf-8")
+    return Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True, keep_all_tokens=True,
+                lexer_callbacks={"COMMENT": _collect_comment})
+
+
+def parse_with_comments(source: Source) -> ParsedFile:
+    """Like `parse_policy`, and also return the comments and all tokens (for the formatter and linter)."""
+    policy, diags = parse_policy(source)
+    if policy is None:
+        return ParsedFile(None, tuple(diags), (), ())
+    _COMMENT_SINK.comments = []
+    try:
+        tree = _token_grammar().parse(source.text)
+        raw_comments: list[Token] = _COMMENT_SINK.comments
+    finally:
+        _COMMENT_SINK.comments = None
+    toks = sorted((t for t in tree.scan_values(lambda v: isinstance(v, Token))), key=lambda t: t.start_pos or 0)
+    tokens = tuple(Lexeme(t.type, str(t), t.start_pos or 0, t.end_pos or 0, t.line or 0, t.column or 0) for t in toks)
+    comments = []
+    for t in raw_comments:
+        start = t.start_pos or 0
+        line_start = source.text.rfind("\n", 0, start) + 1
+        own = not source.text[line_start:start].strip()
+        comments.append(Comment(str(t).rstrip(), _tok_span(source, t), own))
+    return ParsedFile(policy, tuple(diags), tuple(comments), tokens)
 
 
 def _tok_span(source: Source, tok: Token) -> Span:
