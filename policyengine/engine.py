@@ -89,8 +89,12 @@ class Engine:
         """Decide on one message (`input`), one model response (`output`), or both."""
         return self._evaluate(*self._prepare(input, output, context))
 
-    def evaluate_many(self, items: Iterable[str | Mapping[str, Any]]) -> list[Decision]:
-        """Evaluate many items (strings or {"input", "output", "context"} mappings), batching all embedding work."""
+    def evaluate_many(self, items: Iterable[str | Mapping[str, Any]], *,
+                      trace: list[dict[str, dict[str, Any]]] | None = None) -> list[Decision]:
+        """Evaluate many items (strings or {"input", "output", "context"} mappings), batching all embedding work.
+
+        With `trace=[]`, appends per item {subject: {concept: (matched, SimilarityEvidence | None)}} for every
+        concept that was evaluated (`policyengine test --coverage` uses it)."""
         prepared = []
         for item in items:
             if isinstance(item, str):
@@ -111,7 +115,10 @@ class Engine:
                     k = len(v.chunks)
                     v.vecs = vecs[pos:pos + k]
                     pos += k
-        return [self._evaluate(*p) for p in prepared]
+        decisions = [self._evaluate(*p) for p in prepared]
+        if trace is not None:
+            trace.extend({s: dict(v.concept_cache) for s, v in views.items()} for views, _, _ in prepared)
+        return decisions
 
     def _prepare(self, input: Any, output: Any, context: Any) -> tuple[dict[str, SubjectView], dict, dict]:
         if input is None and output is None:
@@ -134,17 +141,13 @@ class Engine:
 
     # -- the policy's own tests ------------------------------------------------------------------
     def run_tests(self) -> list[TestResult]:
-        tests = self.policy.tests
-        items = [{"input": t.input.value if t.input else None, "output": t.output.value if t.output else None,
-                  "context": _nest(dict(t.context))} for t in tests]
-        decisions = self.evaluate_many(items) if items else []
-        results = []
-        for t, d in zip(tests, decisions):
-            want_rules = tuple(b.value for b in t.by)
-            fired = {r.rule for r in d.reasons}
-            passed = d.action == t.expect and all(r in fired for r in want_rules)
-            results.append(TestResult(t.name.value, t.span.file, t.span.line, passed, t.expect or "?", want_rules, d))
-        return results
+        """Run the policy's own `test` blocks. (`policyengine test` / policyengine.testing also run NAME.cases.yaml
+        files, stream to reporters and measure coverage.)"""
+        from .testing.cases import policy_cases
+        from .testing.runner import evaluate_cases
+
+        return [TestResult(r.case.name, r.case.file, r.case.line, r.passed, r.case.expect, r.case.by, r.decision)
+                for r in evaluate_cases(self, policy_cases(self.policy.tests))]
 
 
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:

@@ -38,11 +38,6 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--context", metavar="JSON")
     e.add_argument("--format", choices=["text", "json"], default="text")
 
-    t = sub.add_parser("test", help="run the `test` blocks of policies")
-    t.add_argument("policy", nargs="+")
-    t.add_argument("--format", choices=["text", "json"], default="text")
-    t.add_argument("-v", "--verbose", action="store_true", help="print passing tests too")
-
     for module in _command_modules():
         for name, handler in module.register(sub).items():
             COMMANDS[name] = handler
@@ -51,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # Further commands live in their own modules (policyengine/cli/<name>.py), each with
 # `register(subparsers) -> {command name: handler(args) -> exit code}`. Add the module name here.
-COMMAND_MODULES: list[str] = ["serve"]
+COMMAND_MODULES: list[str] = ["serve", "test"]
 
 
 def _command_modules() -> list:
@@ -212,30 +207,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_test(args: argparse.Namespace) -> int:
-    failed = total = 0
-    report = []
-    for path in args.policy:
-        engine = _engine(path)
-        for r in engine.run_tests():
-            total += 1
-            failed += not r.passed
-            report.append({"policy": path, "name": r.name, "file": r.file, "line": r.line, "passed": r.passed,
-                           "expected": r.expected, "expected_rules": list(r.expected_rules),
-                           "action": r.decision.action, "rule": r.decision.rule})
-            if args.format == "text" and (not r.passed or args.verbose):
-                mark = "PASS" if r.passed else "FAIL"
-                print(f"{mark} {r.file}:{r.line} {r.name!r}: {r.detail}")
-                if not r.passed:
-                    print("\n".join("    " + ln for ln in r.decision.explain().splitlines()))
-    if args.format == "json":
-        print(json.dumps({"passed": total - failed, "failed": failed, "tests": report}, indent=2))
-    else:
-        print(f"{total - failed} passed, {failed} failed")
-    return EXIT_FAIL if failed else EXIT_OK
-
-
-COMMANDS: dict = {"check": cmd_check, "explain": cmd_explain, "test": cmd_test}
+COMMANDS: dict = {"check": cmd_check, "explain": cmd_explain}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
