@@ -71,6 +71,8 @@ def wait_ready(client, timeout: float = 120.0) -> dict:
         r = client.get("/readyz")
         if r.status_code == 200:
             return r.json()
+        if r.json().get("last_reload_error"):
+            raise AssertionError(r.json()["last_reload_error"])
         time.sleep(0.05)
     raise AssertionError(f"not ready after {timeout}s: {r.text}")
 
