@@ -14,6 +14,8 @@ from typing import IO, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict
 
+from ..models import Decision
+
 from .coverage import EXEMPLARS, STRUCTURAL, CoverageReport
 from .runner import CaseResult, RunFinished, TargetFinished, TargetStarted
 
@@ -45,7 +47,7 @@ class TestCaseReport(_M):
     duration_ms: float
     input: Optional[str] = None
     output: Optional[str] = None
-    decision: Optional[dict[str, Any]] = None  # the full Decision (schemas/decision.schema.json)
+    decision: Optional[Decision] = None  # the full decision, as in schemas/decision.schema.json
 
 
 class CoverageItemReport(_M):
@@ -103,7 +105,7 @@ def case_report(r: CaseResult) -> TestCaseReport:
         target=r.target, status=r.status, passed=r.passed, expected=r.case.expect, expected_rules=list(r.case.by),
         missing_rules=list(r.missing_rules), todo=r.case.todo, action=d.action if d else None,
         rule=d.rule if d else None, error=r.error, duration_ms=round(r.duration * 1000, 3), input=r.case.input,
-        output=r.case.output, decision=json.loads(d.to_json()) if d is not None else None)
+        output=r.case.output, decision=d)
 
 
 def coverage_report(c: CoverageReport, min_coverage: float | None,
@@ -196,7 +198,8 @@ class TextReporter(Reporter):
         for k in STRUCTURAL:
             if kinds[k].total:
                 self._p(f"  {names[k]:<17} {kinds[k].covered:>4}/{kinds[k].total:<4} {kinds[k].percent:5.1f}%")
-        self._p(f"example coverage: {ex.percent:.1f}% ({ex.covered}/{ex.total} examples and counter-examples)")
+        if ex.total:
+            self._p(f"example coverage: {ex.percent:.1f}% ({ex.covered}/{ex.total} examples and counter-examples)")
         for k in EXEMPLARS:
             if kinds[k].total:
                 self._p(f"  {names[k]:<17} {kinds[k].covered:>4}/{kinds[k].total:<4} {kinds[k].percent:5.1f}%")
@@ -284,7 +287,8 @@ class JUnitReporter(Reporter):
         import xml.etree.ElementTree as ET
 
         root = ET.Element("testsuites", name="policyengine", tests=str(fin.total),
-                          failures=str(fin.failed), errors=str(fin.errors), time=f"{fin.duration:.3f}")
+                          failures=str(fin.failed), errors=str(fin.errors), skipped=str(fin.todo),
+                          time=f"{fin.duration:.3f}")
         for started, results, duration in self._suites:
             suite = ET.SubElement(root, "testsuite", name=started.target, tests=str(len(results)),
                                   failures=str(sum(r.status == "failed" for r in results)),
