@@ -8,17 +8,25 @@ export MKL_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast pack-test measure clean bench-server openapi serve
+.PHONY: install demo test test-fast pack-test measure clean bench-server openapi serve system-deps
 
 $(STAMP): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: a bare `torch` requirement would pull a CUDA build.
 	$(BIN)/pip install -q -r requirements.txt
-	$(BIN)/pip install -q -e '.[embed,dev,serve]'
+	$(BIN)/pip install -q -e '.[embed,dev,serve,report]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Debian packages that some tests need: headless Chromium (+ driver) for the HTML report test. Idempotent: installs
+# only when /usr/bin/chromium is missing. .ci/run calls it; needs root (or sudo).
+system-deps:
+	@if [ -x /usr/bin/chromium ]; then echo "system-deps: chromium present"; else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; \
+	fi
 
 demo: $(STAMP)
 	$(BIN)/policyengine check policies/default.policy --input examples/messages.jsonl

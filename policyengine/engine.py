@@ -13,7 +13,7 @@ from .evaluator import ContextError, Evaluator, Limits, SubjectView, check_conte
 from .matchers.embedders import Embedder
 from .models import Decision
 
-__all__ = ["Engine", "ContextError", "Limits", "TestResult"]
+__all__ = ["Engine", "ConceptScore", "ContextError", "Limits", "TestResult"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,33 @@ class TestResult:
         got = self.decision.action + (f" by {self.decision.rule}" if self.decision.rule else "")
         want = self.expected + (f" by {', '.join(self.expected_rules)}" if self.expected_rules else "")
         return f"expected {want}, got {got}"
+
+
+@dataclass(frozen=True)
+class ConceptScore:
+    """One concept on one text, threshold-free: the best chunk among those closer to an example than to every
+    counter-example (by the concept's margin), or the best chunk overall when none is (`clears_counter` False).
+    The concept fires at threshold t exactly when `fires_at(t)`."""
+
+    score: float  # cosine similarity to the nearest example (-inf for a text with no chunk)
+    counter_score: float | None  # that chunk's similarity to its nearest counter-example (None: no counters)
+    span: tuple[int, int] | None  # the chunk, as character offsets into the text
+    clears_counter: bool
+
+    def fires_at(self, threshold: float) -> bool:
+        return self.clears_counter and self.score >= threshold
+
+
+def _scanner(policy: CompiledPolicy, regex_engine: str) -> Any:
+    """The one-pass regex prefilter (matchers/multiregex.py): "auto" uses Hyperscan when installed, "hyperscan"
+    requires it, "re" runs every pattern on every text."""
+    if regex_engine not in ("auto", "hyperscan", "re"):
+        raise ValueError(f"regex_engine must be 'auto', 'hyperscan' or 're', got {regex_engine!r}")
+    if regex_engine == "re" or not policy.patterns:
+        return None
+    from .matchers.multiregex import PolicyScanner
+
+    return PolicyScanner(policy.patterns, regex_engine)
 
 
 def _default_threads() -> int:
@@ -95,6 +122,46 @@ class Engine:
 
         With `trace=[]`, appends per item {subject: {concept: (matched, SimilarityEvidence | None)}} for every
         concept that was evaluated (`policyengine test --coverage` uses it)."""
+        prepared = self._prepare_many(items)
+        decisions = [self._evaluate(*p) for p in prepared]
+        if trace is not None:
+            trace.extend({s: dict(v.concept_cache) for s, v in views.items()} for views, _, _ in prepared)
+        return decisions
+
+    def evaluate_with_scores(self, items: Iterable[str | Mapping[str, Any]]
+                             ) -> list[tuple[Decision, dict[str, dict[str, ConceptScore]]]]:
+        """Like evaluate_many, plus `concept_scores` for every item (one embedding pass for both)."""
+        return [(self._evaluate(*p), self._concept_scores(p[0])) for p in self._prepare_many(items)]
+
+    def concept_scores(self, items: Iterable[str | Mapping[str, Any]]) -> list[dict[str, dict[str, ConceptScore]]]:
+        """Per item, per subject ("input"/"output"), per concept used by a rule: the best chunk, independent of the
+        threshold, so a caller can try any threshold without embedding again (see ConceptScore)."""
+        return [self._concept_scores(p[0]) for p in self._prepare_many(items)]
+
+    def _concept_scores(self, views: dict[str, SubjectView]) -> dict[str, dict[str, ConceptScore]]:
+        out: dict[str, dict[str, ConceptScore]] = {}
+        if self._index is None:
+            return out
+        for subject, view in views.items():
+            per: dict[str, ConceptScore] = {}
+            vecs = view.embeddings() if view.chunks else None
+            for concept in sorted(self._index.concepts):
+                if vecs is None:
+                    per[concept] = ConceptScore(float("-inf"), None, None, False)
+                    continue
+                sc = self._index.score(concept, vecs)
+                clears = sc.ex_score > sc.ctr_score + self.policy.concepts[concept].margin
+                i = int(np.argmax(np.where(clears, sc.ex_score, -np.inf)) if clears.any() else np.argmax(sc.ex_score))
+                c = view.chunks[i]
+                per[concept] = ConceptScore(float(sc.ex_score[i]),
+                                            float(sc.ctr_score[i]) if sc.ctr_index[i] >= 0 else None,
+                                            (c.start, c.end), bool(clears[i]))
+            out[subject] = per
+        return out
+
+    def _prepare_many(self, items: Iterable[str | Mapping[str, Any]]
+                      ) -> list[tuple[dict[str, SubjectView], dict, dict]]:
+        """Prepare every item and embed all their chunks in one length-sorted batch."""
         prepared = []
         for item in items:
             if isinstance(item, str):
@@ -115,10 +182,7 @@ class Engine:
                     k = len(v.chunks)
                     v.vecs = vecs[pos:pos + k]
                     pos += k
-        decisions = [self._evaluate(*p) for p in prepared]
-        if trace is not None:
-            trace.extend({s: dict(v.concept_cache) for s, v in views.items()} for views, _, _ in prepared)
-        return decisions
+        return prepared
 
     def _prepare(self, input: Any, output: Any, context: Any) -> tuple[dict[str, SubjectView], dict, dict]:
         if input is None and output is None:

@@ -36,25 +36,16 @@ def texts_matching(pattern: Any, *, fullmatch: bool = False, alphabet: Any = Non
             m = compiled.fullmatch(t) if fullmatch else compiled.search(t)
             return m is not None and (fullmatch or m.end() > m.start())
 
-    if getattr(pattern, "kind", "regex") == "words":
-        # a word list: pick an entry, surround it with ordinary words
-        words = _word_list_entries(compiled)
-        base = st.sampled_from(words).flatmap(
-            lambda w: st.tuples(st.sampled_from(["", "well ", "so, ", "I said "]), st.just(w),
-                                st.sampled_from(["", " today", ", right?", "!"])).map("".join))
-    else:
-        kw = {"alphabet": alphabet} if alphabet is not None else {}
-        base = st.from_regex(compiled, fullmatch=fullmatch, **kw)
-    return base.filter(finder)
+    kw = {"alphabet": alphabet} if alphabet is not None else {}
+    core = st.from_regex(compiled, fullmatch=True, **kw)
+    if fullmatch:
+        return core.filter(finder)
+    # the match inside ordinary surroundings (kept simple so word boundaries hold and shrinking stays readable)
+    return st.tuples(st.sampled_from(SURROUNDINGS[0]), core, st.sampled_from(SURROUNDINGS[1])) \
+        .map("".join).filter(finder)
 
 
-def _word_list_entries(rx: re.Pattern[str]) -> list[str]:
-    body = rx.pattern
-    inner = body[body.index("(?:") + 3: body.rindex(")(?!\\w)")]
-    out = []
-    for alt in inner.split("|"):
-        out.append(re.sub(r"\\s\+", " ", alt).replace("\\", ""))
-    return [w for w in out if w] or ["?"]
+SURROUNDINGS = (("", "see ", "so: ", "my text "), ("", " ok", ".", " thanks"))
 
 
 # ---- benign variants --------------------------------------------------------------------------------------------
