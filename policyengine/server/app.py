@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import json
 import logging
+import os
 import re
 import signal
 import time
@@ -198,8 +199,6 @@ def create_app(config: ServerConfig | None = None, *, embedder: Any = None) -> F
     if config.decision_log:
         path = config.decision_log
         if config.workers > 1:  # one file per worker process: appends and rotation stay single-writer
-            import os
-
             root, dot, ext = path.rpartition(".") if "." in path.rsplit("/", 1)[-1] else (path, "", "")
             path = f"{root}.{os.getpid()}{dot}{ext}" if dot else f"{path}.{os.getpid()}"
         dlog = DecisionLog(path, max_bytes=config.log_max_bytes, backups=config.log_backups, fsync=config.log_fsync)
@@ -215,8 +214,9 @@ def create_app(config: ServerConfig | None = None, *, embedder: Any = None) -> F
     async def watch(stop: asyncio.Event) -> None:
         from watchfiles import awatch
 
+        ignore = os.path.realpath(config.decision_log) if config.decision_log else None
         async for changes in awatch(*config.watch, stop_event=stop, debounce=config.reload_debounce_ms,
-                                    step=50, watch_filter=lambda _c, p: is_relevant_change(p), recursive=True):
+                                    step=50, watch_filter=lambda _c, p: is_relevant_change(p, ignore), recursive=True):
             names = sorted({p.rsplit("/", 1)[-1] for _, p in changes})
             await reload("file change: " + ", ".join(names[:5]))
 

@@ -79,7 +79,7 @@ class PolicyHolder:
             else:
                 if new is old:
                     result = ReloadResult("unchanged", new.policy.digest, time.perf_counter() - t0)
-                    log.info("policy %s unchanged (%s, %s)", self.path, reason, new.policy.digest[:19])
+                    log.debug("policy %s unchanged (%s, %s)", self.path, reason, new.policy.digest[:19])
                 else:
                     self.engine = new  # the atomic swap: one reference assignment
                     self.generation += 1
@@ -94,9 +94,11 @@ class PolicyHolder:
             return result
 
 
-def is_relevant_change(path: str) -> bool:
-    """Ignore editor droppings and hidden files; any other file in a watched folder may be a policy, an import or
-    a word list (the policy digest decides whether anything actually changed)."""
+def is_relevant_change(path: str, ignore_prefix: str | None = None) -> bool:
+    """Ignore editor droppings, hidden files, logs and our own decision log; any other file in a watched folder may
+    be a policy, an import or a word list (the policy digest decides whether anything actually changed)."""
     name = path.rsplit("/", 1)[-1]
-    return not (name.startswith(".") or name.endswith(("~", ".swp", ".swx", ".tmp")) or name.startswith("#")
-                or "/__pycache__/" in path)
+    if ignore_prefix and path.startswith(ignore_prefix):
+        return False
+    return not (name.startswith((".", "#")) or name.endswith(("~", ".swp", ".swx", ".tmp", ".log", ".jsonl"))
+                or ".jsonl." in name or "/__pycache__/" in path)

@@ -70,8 +70,7 @@ def run(config: ServerConfig, *, on_listening: Callable[[str], None] | None = No
     if config.workers > 1:
         from uvicorn.supervisors import Multiprocess
 
-        server = uvicorn.Server(uconfig)
-        supervisor = Multiprocess(uconfig, target=server.run, sockets=[sock])
+        supervisor = Multiprocess(uconfig, sockets=[sock])
 
         def forward_hup() -> None:  # hot reload inside every worker, instead of uvicorn's restart-all
             log.info("SIGHUP: asking %d workers to reload the policy", len(supervisor.processes))
