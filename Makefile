@@ -54,5 +54,10 @@ openapi: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/policyengine serve policies
 
+.PHONY: fuzz
+# property tests of the language (parser totality, counter-examples, overrides, rule order) with many examples
+fuzz: $(STAMP)
+	PE_FUZZ_EXAMPLES=$${PE_FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest -q tests/testing/test_properties.py -m "not model"
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
