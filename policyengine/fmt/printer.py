@@ -23,8 +23,8 @@ INDENT = "  "
 WIDTH = 120
 
 _LITERAL_TYPES = {"STRING", "REGEX", "NUMBER", "NAME"}
-HEADER_KEYS = ("version", "model", "default", "on_error", "description")
-CONCEPT_KEYS = ("examples", "counter", "threshold", "margin")
+HEADER_KEYS = ("version", "model", "default", "on_error", "description", "normalize")
+CONCEPT_KEYS = ("examples", "counter", "threshold", "margin", "normalize")
 RULE_KEYS = ("severity", "mode", "category", "description", "when", "block", "flag", "redact", "allow")
 TEST_KEYS = ("input", "output", "context", "expect")
 
@@ -92,6 +92,16 @@ def literal(value: object) -> str:
     if isinstance(value, (int, float)):
         return number(float(value))
     return quote(str(value))
+
+
+def normalize_list(names: object) -> str:
+    """`normalize [a, b]` (the clause added to headers, patterns, word lists and concepts)."""
+    return "normalize [" + ", ".join(x.value for x in names) + "]"  # type: ignore[attr-defined]
+
+
+def _normalize_suffix(item: object) -> str:
+    names = getattr(item, "normalize", None)
+    return f" {normalize_list(names)}" if names is not None else ""
 
 
 # ---- expressions ---------------------------------------------------------------------------------------
@@ -203,7 +213,8 @@ class Printer:
             return [Out(0, f"import {quote(it.path.value)}", s, e)]
         if isinstance(it, n.PatternDef):
             text = f"pattern {it.name.value} = /{it.regex}/{it.flags}"
-            return [Out(0, text + (f" validate {it.validate.value}" if it.validate else ""), s, e)]
+            text += f" validate {it.validate.value}" if it.validate else ""
+            return [Out(0, text + _normalize_suffix(it), s, e)]
         if isinstance(it, n.WordsDef):
             return self.words(it)
         if isinstance(it, n.ContextDecl):
@@ -237,11 +248,15 @@ class Printer:
                 Out(indent, "}", end - 1, end, closer=True)]
 
     def header_field(self, h: n.Header, tk: _ItemTokens, key: str, i: int, stop: int) -> list[Out]:
+        if key == "normalize":
+            return [Out(1, normalize_list(getattr(h, "normalize", None) or ()), tk.start(i), tk.end(stop))]
         value = {"version": h.version, "model": h.model, "description": h.description}.get(key)
         shown = quote(value.value) if isinstance(value, n.Text) else (h.default if key == "default" else h.on_error)
         return [Out(1, f"{key} {shown}", tk.start(i), tk.end(stop))]
 
     def concept_field(self, c: n.ConceptDef, tk: _ItemTokens, key: str, i: int, stop: int) -> list[Out]:
+        if key == "normalize":
+            return [Out(1, normalize_list(getattr(c, "normalize", None) or ()), tk.start(i), tk.end(stop))]
         if key in ("threshold", "margin"):
             value = c.threshold if key == "threshold" else c.margin
             return [Out(1, f"{key} {number(float(value or 0), 2)}", tk.start(i), tk.end(stop))]
@@ -304,9 +319,9 @@ class Printer:
         s, e = w.span.start, w.span.end
         head = f"words {w.name.value} = "
         if w.file is not None:
-            return [Out(0, head + f"file {quote(w.file.value)}", s, e)]
+            return [Out(0, head + f"file {quote(w.file.value)}" + _normalize_suffix(w), s, e)]
         if not w.words:
-            return [Out(0, head + "[]", s, e)]
+            return [Out(0, head + "[]" + _normalize_suffix(w), s, e)]
         lines: list[tuple[str, int, int]] = []  # text, anchor, end
         text, anchor, end = head + "[", s, s
         for k, t in enumerate(w.words):
@@ -320,7 +335,7 @@ class Printer:
                 continue
             text = text + (", " if not first_on_line else "") + item
             end = t.span.end
-        lines.append((text + "]", anchor, e))
+        lines.append((text + "]" + _normalize_suffix(w), anchor, e))
         return [Out(0 if i == 0 else 1, txt, a, en) for i, (txt, a, en) in enumerate(lines)]
 
     # -- the file -----------------------------------------------------------------------------------------

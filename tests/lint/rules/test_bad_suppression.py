@@ -1,0 +1,8 @@
+"""bad-suppression: its annotated fixture."""
+
+from ..helpers import check_fixture
+
+
+def test_fixture() -> None:
+    found = check_fixture("bad-suppression")
+    assert all(f.help or f.rule == "compile-error" for f in found)

@@ -1,0 +1,8 @@
+"""duplicate-example: its annotated fixture."""
+
+from ..helpers import check_fixture
+
+
+def test_fixture() -> None:
+    found = check_fixture("duplicate-example")
+    assert all(f.help or f.rule == "compile-error" for f in found)

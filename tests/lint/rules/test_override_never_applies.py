@@ -1,0 +1,8 @@
+"""override-never-applies: its annotated fixture."""
+
+from ..helpers import check_fixture
+
+
+def test_fixture() -> None:
+    found = check_fixture("override-never-applies")
+    assert all(f.help or f.rule == "compile-error" for f in found)

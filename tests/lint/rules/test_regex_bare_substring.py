@@ -1,0 +1,8 @@
+"""regex-bare-substring: its annotated fixture."""
+
+from ..helpers import check_fixture
+
+
+def test_fixture() -> None:
+    found = check_fixture("regex-bare-substring")
+    assert all(f.help or f.rule == "compile-error" for f in found)

@@ -1,0 +1,8 @@
+"""regex-matches-empty: its annotated fixture."""
+
+from ..helpers import check_fixture
+
+
+def test_fixture() -> None:
+    found = check_fixture("regex-matches-empty")
+    assert all(f.help or f.rule == "compile-error" for f in found)

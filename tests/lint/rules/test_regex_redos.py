@@ -1,0 +1,8 @@
+"""regex-redos: its annotated fixture."""
+
+from ..helpers import check_fixture
+
+
+def test_fixture() -> None:
+    found = check_fixture("regex-redos")
+    assert all(f.help or f.rule == "compile-error" for f in found)

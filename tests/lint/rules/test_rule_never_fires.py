@@ -1,0 +1,8 @@
+"""rule-never-fires: its annotated fixture."""
+
+from ..helpers import check_fixture
+
+
+def test_fixture() -> None:
+    found = check_fixture("rule-never-fires")
+    assert all(f.help or f.rule == "compile-error" for f in found)

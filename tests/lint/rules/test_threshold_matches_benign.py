@@ -1,0 +1,12 @@
+"""threshold-matches-benign: its annotated fixture, with the real embedding model."""
+
+import pytest
+
+from ..helpers import check_fixture
+
+pytestmark = pytest.mark.model
+
+
+def test_fixture(real_embedder) -> None:
+    found = check_fixture("threshold-matches-benign", embedder=real_embedder)
+    assert all(f.help for f in found)
