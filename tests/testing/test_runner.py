@@ -185,3 +185,13 @@ def test_cli_json_and_extra_reporters(shop, capsys):
     assert doc["coverage"]["kinds"]["rule"] == {"covered": 3, "total": 4, "percent": 75.0}
     assert json.loads((shop / "r.json").read_text())["tests"] == doc["tests"]
     assert (shop / "r.xml").read_text().count("<testcase ") == 6
+
+
+@pytest.mark.model
+def test_shipped_pack_passes_with_min_coverage_90(monkeypatch, capsys):
+    """Done-when of the authoring-toolchain issue: `policyengine test policies --min-coverage 90` is green."""
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    code = main(["test", "policies", "--min-coverage", "90"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert " 0 failed" in out.splitlines()[-1]
