@@ -54,9 +54,14 @@ class PolicyHolder:
         if current is not None and current.policy.digest == policy.digest:
             return current
         kwargs: dict[str, Any] = {"threads": self.threads}
-        if self._embedder is not None:
-            kwargs["embedder"] = self._embedder
-        return Engine(policy, **kwargs)  # loads the model once per process (load_embedder caches it)
+        if policy.used_concepts:
+            embedder = self._embedder
+            if embedder is None:
+                from ..matchers.embedders import load_embedder
+
+                embedder = load_embedder(policy.model, threads=self.threads)  # once per process (cached)
+            kwargs["embedder"] = SlicedEmbedder(embedder)
+        return Engine(policy, **kwargs)
 
     def reload(self, reason: str = "reload") -> ReloadResult:
         """Compile the policy file again and swap it in if it compiles. Safe to call from any thread."""
@@ -92,6 +97,31 @@ class PolicyHolder:
             if self._on_reload:
                 self._on_reload(result)
             return result
+
+
+class SlicedEmbedder:
+    """Encode in slices, yielding between them: indexing a pack's concept examples during a reload then takes
+    turns with the requests being served instead of holding the model for seconds."""
+
+    def __init__(self, inner: Any, slice_size: int = 32):
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.slice_size = slice_size
+
+    def encode(self, texts: Any) -> Any:
+        import numpy as np
+
+        texts = list(texts)
+        if len(texts) <= self.slice_size:
+            return self.inner.encode(texts)
+        parts = []
+        for i in range(0, len(texts), self.slice_size):
+            parts.append(self.inner.encode(texts[i:i + self.slice_size]))
+            time.sleep(0.002)  # let a waiting request batch take the model
+        return np.concatenate(parts, axis=0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def is_relevant_change(path: str, ignore_prefix: str | None = None) -> bool:
