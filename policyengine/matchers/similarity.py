@@ -25,11 +25,19 @@ class ConceptIndex:
     def __init__(self, concepts: dict[str, ConceptSpec], embedder: Embedder):
         import faiss
 
+        from .embedders import split_model_id
+
         self.concepts = concepts
         self.embedder = embedder
         texts = sorted({t for c in concepts.values() for t in (*c.examples, *c.counter)})
         vecs = embedder.encode(texts) if texts else np.zeros((0, 1), dtype=np.float32)
         row = {t: i for i, t in enumerate(texts)}
+        #: the contrastive intent map (d x d) when the policy's model is "<base>+contrastive", else None
+        self.space_map: np.ndarray | None = None
+        self.space_info: dict[str, object] = {}
+        if texts and split_model_id(getattr(embedder, "model_id", ""))[1] == "contrastive":
+            self.space_map = self._train_space(concepts, embedder, vecs, row)
+            vecs = self._to_space(vecs)
         self._indexes: dict[str, tuple[object, object | None]] = {}
         for name, c in concepts.items():
             ex = faiss.IndexFlatIP(vecs.shape[1])
@@ -40,8 +48,35 @@ class ConceptIndex:
                 ctr.add(vecs[[row[t] for t in c.counter]])
             self._indexes[name] = (ex, ctr)
 
+    def _train_space(self, concepts: dict[str, ConceptSpec], embedder: Embedder, vecs: np.ndarray,
+                     row: dict[str, int]) -> np.ndarray:
+        import time
+
+        from ..intent import contrastive as ic
+
+        base_id = embedder.model_id.rpartition("+")[0]
+        background = ic.background_texts()
+        config = ic.TrainConfig()
+        digest = ic.training_digest(base_id, {k: (c.examples, c.counter) for k, c in concepts.items()},
+                                    background, config)
+        pairs = {k: (vecs[[row[t] for t in c.examples]], vecs[[row[t] for t in c.counter]]
+                     if c.counter else np.zeros((0, vecs.shape[1]), dtype=np.float32)) for k, c in concepts.items()}
+        t0 = time.perf_counter()
+        W, cached = ic.load_or_train(digest, pairs, embedder.encode(list(background)), config)
+        self.space_info = {"digest": digest, "cached": cached, "seconds": round(time.perf_counter() - t0, 3),
+                           "config": config.stamp(), "background": len(background)}
+        return W
+
+    def _to_space(self, vecs: np.ndarray) -> np.ndarray:
+        if self.space_map is None or vecs.shape[0] == 0:
+            return vecs
+        from ..intent.contrastive import apply_map
+
+        return apply_map(self.space_map, vecs)
+
     def score(self, concept: str, chunk_vecs: np.ndarray) -> ConceptScores:
         ex, ctr = self._indexes[concept]
+        chunk_vecs = self._to_space(chunk_vecs)
         n = chunk_vecs.shape[0]
         if n == 0:
             empty = np.zeros(0, dtype=np.float32)
