@@ -7,6 +7,7 @@ any error raises PolicyError carrying all of them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -16,6 +17,8 @@ from typing import Callable, Iterator
 
 from . import nodes as n
 from .diagnostics import Diagnostic, PolicyError, did_you_mean
+from .normalize import TRANSFORMS, canonical
+from .normalize.saferegex import SafeRegex, compile_safe
 from .source import Source, Span
 from .syntax import parse_policy
 from .validators import VALIDATORS
@@ -36,14 +39,26 @@ class CompiledPattern:
     validator: str | None
     span: Span
     kind: str = "regex"  # regex | words
+    normalize: tuple[str, ...] = ()  # the normalisation pipeline this block is matched through
+    # linear-time matchers (RE2, or a time-guarded fallback): see policyengine/normalize/saferegex.py
+    safe: SafeRegex | None = field(default=None, compare=False, repr=False)
+    safe_normalized: SafeRegex | None = field(default=None, compare=False, repr=False)  # ignore-case when casefold
 
     def finditer(self, text: str) -> Iterator[tuple[int, int]]:
+        yield from self._finditer(text, self.safe)
+
+    def finditer_normalized(self, text: str) -> Iterator[tuple[int, int]]:
+        """Matches on text produced by this block's normalisation pipeline."""
+        yield from self._finditer(text, self.safe_normalized or self.safe)
+
+    def _finditer(self, text: str, safe: SafeRegex | None) -> Iterator[tuple[int, int]]:
         check: Callable[[str], bool] | None = VALIDATORS[self.validator] if self.validator else None
-        for m in self.regex.finditer(text):
-            if m.end() == m.start():
+        spans = safe.finditer(text) if safe is not None else ((m.start(), m.end()) for m in self.regex.finditer(text))
+        for s, e in spans:
+            if e == s:
                 continue
-            if check is None or check(m.group(0)):
-                yield m.start(), m.end()
+            if check is None or check(text[s:e]):
+                yield s, e
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,7 @@ class ConceptSpec:
     span: Span
     example_spans: tuple[Span, ...] = field(default=(), compare=False)
     counter_spans: tuple[Span, ...] = field(default=(), compare=False)
+    normalize: tuple[str, ...] = ()  # chunks are embedded after this pipeline
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,7 @@ class CompiledPolicy:
     digest: str
     files: tuple[n.PolicyFile, ...]
     entry: str
+    normalize: tuple[str, ...] = ()  # the policy-wide pipeline (the header's `normalize [...]`)
 
     def rule(self, name: str) -> CompiledRule:
         return next(r for r in self.rules if r.name == name)
@@ -106,6 +123,19 @@ def walk(expr: n.Expr) -> Iterator[n.Expr]:
     elif isinstance(expr, (n.And, n.Or)):
         for op in expr.operands:
             yield from walk(op)
+
+
+def words_regex(words: list[str]) -> str:
+    """Whole-word alternation of the entries (spaces match any whitespace). The word edges are written as \\b / \\B
+    (the same as (?<!\\w) / (?!\\w) next to a word / non-word character), so RE2 can run it in linear time."""
+    alts = set()
+    for w in words:
+        parts = w.split()
+        body = r"\s+".join(re.escape(p) for p in parts)
+        head = r"\b" if re.match(r"\w", parts[0]) else r"\B"
+        tail = r"\b" if re.search(r"\w$", parts[-1]) else r"\B"
+        alts.add(head + body + tail)
+    return "(?:" + "|".join(sorted(alts, key=len, reverse=True)) + ")"
 
 
 def _fmt(value: object) -> str:
@@ -258,6 +288,7 @@ class _Checker:
                          h.model.span, help="thresholds are calibrated per model; use one model per policy")
 
         self._declare()
+        self.normalize = self._pipeline(header.normalize, ())
         patterns = self._compile_blocks()
         concepts = self._compile_concepts()
         rules = self._compile_rules()
@@ -271,7 +302,29 @@ class _Checker:
             name=header.name.value, version=header.version.value if header.version else None, model=model,
             model_pinned=header.model is not None, default=header.default, on_error=header.on_error,
             context=dict(self.context), patterns=patterns, concepts=concepts, rules=tuple(rules), tests=tuple(tests),
-            digest="sha256:" + digest.hexdigest(), files=tuple(self.files), entry=entry.path)
+            digest="sha256:" + digest.hexdigest(), files=tuple(self.files), entry=entry.path,
+            normalize=self.normalize)
+
+    def _pipeline(self, names: tuple[n.Name, ...] | None, default: tuple[str, ...]) -> tuple[str, ...]:
+        """A declared `normalize [...]` list, checked and in canonical order; `default` when not declared."""
+        if names is None:
+            return default
+        ok = []
+        for nm in names:
+            if nm.value in TRANSFORMS:
+                ok.append(nm.value)
+            else:
+                self.err("E0309", f"unknown normalisation '{nm.value}'", nm.span, width=len(nm.value),
+                         help=did_you_mean(nm.value, TRANSFORMS) or f"known: {', '.join(TRANSFORMS)}")
+        return canonical(ok)
+
+    def _safe(self, cp: CompiledPattern) -> CompiledPattern:
+        """Attach the linear-time matchers; with casefold, the normalised text is matched ignoring case."""
+        flags = cp.regex.flags & ~re.UNICODE
+        safe = compile_safe(cp.regex.pattern, flags)
+        norm = compile_safe(cp.regex.pattern, flags | re.IGNORECASE) \
+            if "casefold" in cp.normalize and not flags & re.IGNORECASE else None
+        return dataclasses.replace(cp, safe=safe, safe_normalized=norm)
 
     # -- declarations ----------------------------------------------------------------
     def _declare(self) -> None:
@@ -346,8 +399,9 @@ class _Checker:
             return None
         if not ok:
             return None
-        return CompiledPattern(item.name.value, rx, f"/{item.regex}/{item.flags}",
-                               item.validate.value if item.validate else None, item.span)
+        return self._safe(CompiledPattern(item.name.value, rx, f"/{item.regex}/{item.flags}",
+                                          item.validate.value if item.validate else None, item.span,
+                                          normalize=self._pipeline(item.normalize, self.normalize)))
 
     def _compile_words(self, item: n.WordsDef) -> CompiledPattern | None:
         words = [w.value for w in item.words]
@@ -374,10 +428,10 @@ class _Checker:
         if not words:
             self.err("E0304", f"word list '{item.name.value}' is empty", item.name.span, width=len(item.name.value))
             return None
-        alts = sorted({r"\s+".join(re.escape(p) for p in w.split()) for w in words}, key=len, reverse=True)
-        rx = re.compile(r"(?<!\w)(?:" + "|".join(alts) + r")(?!\w)", re.IGNORECASE)
+        rx = re.compile(words_regex(words), re.IGNORECASE)
         shown = ", ".join(repr(w) for w in words[:5]) + (", ..." if len(words) > 5 else "")
-        return CompiledPattern(item.name.value, rx, f"[{shown}]", None, item.span, kind="words")
+        return self._safe(CompiledPattern(item.name.value, rx, f"[{shown}]", None, item.span, kind="words",
+                                          normalize=self._pipeline(item.normalize, self.normalize)))
 
     def _source_path(self, display: str) -> Path | None:
         return self.ctx.real_paths.get(display)
@@ -405,7 +459,8 @@ class _Checker:
             if item.examples and item.threshold is not None:
                 out[name] = ConceptSpec(name, tuple(t.value for t in item.examples), tuple(t.value for t in item.counter),
                                         float(item.threshold), float(item.margin or 0.0), item.span,
-                                        tuple(t.span for t in item.examples), tuple(t.span for t in item.counter))
+                                        tuple(t.span for t in item.examples), tuple(t.span for t in item.counter),
+                                        normalize=self._pipeline(item.normalize, self.normalize))
         return out
 
     def _kind(self, name: str) -> str | None:

@@ -14,6 +14,9 @@ from .chunking import Chunk, chunk_text
 from .compiler import CompiledPolicy, CompiledRule, walk
 from .models import (ContextEvidence, Decision, EvaluationError, NearMiss, PolicyInfo, Reason, RegexEvidence,
                      SimilarityEvidence, SourceLocation, WordsEvidence)
+from .normalize import NormalizedText, find_mapped
+from .normalize import normalize as normalize_text
+from .normalize.saferegex import RegexGuardError
 from .source import Span
 
 MAX_EVIDENCE_SPANS = 20
@@ -27,8 +30,19 @@ class ContextError(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
+    """Bounds on the work one evaluation may do (docs/hardening.md). Past `max_input_chars`, `on_oversize`
+    decides: "truncate" evaluates the first max_input_chars characters and says so in `decision.notes`; "block"
+    returns a block decision of its own (rule null, a note and an error naming the limit) without evaluating."""
+
     max_input_chars: int = 200_000
     max_chunks: int = 256
+    on_oversize: str = "truncate"  # truncate | block
+
+    def __post_init__(self) -> None:
+        if self.on_oversize not in ("truncate", "block"):
+            raise ValueError(f"Limits.on_oversize must be 'truncate' or 'block', got {self.on_oversize!r}")
+        if self.max_input_chars < 1 or self.max_chunks < 1:
+            raise ValueError("Limits.max_input_chars and max_chunks must be positive")
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -87,15 +101,42 @@ class SubjectView:
     notes: list[str] = field(default_factory=list)
     _chunks: list[Chunk] | None = None
     concept_cache: dict[str, tuple[bool, SimilarityEvidence | None]] = field(default_factory=dict)
+    #: the normalisation pipelines the policy's concepts use; chunks are made for each (usually one)
+    concept_pipelines: tuple[tuple[str, ...], ...] = ((),)
+    oversize: bool = False
+    _normalized: dict[tuple[str, ...], NormalizedText] = field(default_factory=dict)
+    _rows: dict[tuple[str, ...], tuple[int, int]] = field(default_factory=dict)
+    def normalized(self, pipeline: tuple[str, ...]) -> NormalizedText:
+        """This text after `pipeline`, with the map back to the original (computed once per view)."""
+        nt = self._normalized.get(pipeline)
+        if nt is None:
+            nt = self._normalized[pipeline] = normalize_text(self.text, pipeline)
+        return nt
 
     @property
     def chunks(self) -> list[Chunk]:
+        """Chunks of every concept pipeline's normalised text, spans mapped to the original; `text` is what is
+        embedded (the normalised chunk)."""
         if self._chunks is None:
-            self._chunks, truncated = chunk_text(self.text, self.limits.max_chunks)
-            if truncated:
-                self.notes.append(f"{self.name}: only the first {self.limits.max_chunks} chunks were compared with "
-                                  "concepts (max_chunks)")
+            out: list[Chunk] = []
+            for pipeline in self.concept_pipelines:
+                nt = self.normalized(pipeline)
+                chunks, truncated = chunk_text(nt.text, self.limits.max_chunks)
+                if truncated:
+                    self.notes.append(f"{self.name}: only the first {self.limits.max_chunks} chunks were compared "
+                                      "with concepts (max_chunks)")
+                lo = len(out)
+                for c in chunks:
+                    s, e = nt.to_original((c.start, c.end))
+                    out.append(Chunk(s, e, c.text))
+                self._rows[pipeline] = (lo, len(out))
+            self._chunks = out
         return self._chunks
+
+    def chunk_rows(self, pipeline: tuple[str, ...]) -> tuple[int, int]:
+        """The rows of `chunks` (and of the embeddings) that belong to `pipeline`."""
+        self.chunks
+        return self._rows.get(pipeline, (0, len(self.chunks)))
 
     def embeddings(self) -> np.ndarray:
         if self.vecs is None:
@@ -111,17 +152,33 @@ class Evaluator:
         self.limits = limits
         self.model_id = model_id
         self.info = PolicyInfo(name=policy.name, version=policy.version, digest=policy.digest)
+        used = sorted(policy.used_concepts)
+        self.concept_pipelines = tuple(dict.fromkeys(policy.concepts[c].normalize for c in used
+                                                     if c in policy.concepts)) or ((),)
 
     # -- public -----------------------------------------------------------------------------
     def view(self, name: str, text: str, encode: Callable[[list[str]], np.ndarray] | None) -> SubjectView:
         notes = []
-        if len(text) > self.limits.max_input_chars:
-            notes.append(f"{name}: {len(text)} characters; only the first {self.limits.max_input_chars} were "
-                         "evaluated (max_input_chars)")
+        oversize = len(text) > self.limits.max_input_chars
+        if oversize:
+            if self.limits.on_oversize == "block":
+                notes.append(f"{name}: {len(text)} characters is more than max_input_chars "
+                             f"({self.limits.max_input_chars}); blocked without evaluation (on_oversize block)")
+            else:
+                notes.append(f"{name}: {len(text)} characters; only the first {self.limits.max_input_chars} were "
+                             "evaluated (max_input_chars)")
             text = text[: self.limits.max_input_chars]
-        return SubjectView(name, text, self.limits, encode, notes=notes)
+        return SubjectView(name, text, self.limits, encode, notes=notes, concept_pipelines=self.concept_pipelines,
+                           oversize=oversize)
 
     def evaluate(self, views: dict[str, SubjectView], context: dict[str, Any], texts: dict[str, str]) -> Decision:
+        if self.limits.on_oversize == "block" and any(v.oversize for v in views.values()):
+            decision = Decision(action="block", message="The message is too long to be checked.", policy=self.info,
+                                model=self.model_id, notes=[nt for v in views.values() for nt in v.notes],
+                                errors=[EvaluationError(message="input exceeds Limits.max_input_chars "
+                                                                f"({self.limits.max_input_chars}); on_oversize block")])
+            decision._texts.update(texts)
+            return decision
         matched: list[CompiledRule] = []
         evidence: dict[str, list] = {}
         errors: list[EvaluationError] = []
@@ -129,7 +186,7 @@ class Evaluator:
         for rule in self.policy.rules:
             try:
                 ok, ev = self._eval(rule.when, views, context)
-            except _SimilarityFailure as e:
+            except (_SimilarityFailure, RegexGuardError) as e:
                 errors.append(EvaluationError(rule=rule.name, message=str(e)))
                 failed.append(rule)
                 continue
@@ -172,19 +229,17 @@ class Evaluator:
                 return False, []
             name = e.pattern.value if isinstance(e, n.Matches) else e.words.value
             pat = self.policy.patterns[name]
-            spans = []
-            for span in pat.finditer(view.text):
-                spans.append(span)
-                if len(spans) >= MAX_EVIDENCE_SPANS:
-                    break
-            if not spans:
+            found = self._pattern_matches(pat, view, MAX_EVIDENCE_SPANS)
+            if not found:
                 return False, []
             if pat.kind == "words":
-                ev = [WordsEvidence(subject=e.subject, words=name, span=s, text=view.text[s[0]:s[1]],
-                                    matches=len(spans)) for s in spans]
+                ev = [WordsEvidence(subject=e.subject, words=name, span=m.span, text=view.text[m.span[0]:m.span[1]],
+                                    matches=len(found), transforms=list(m.transforms), normalized=m.normalized)
+                      for m in found]
             else:
-                ev = [RegexEvidence(subject=e.subject, pattern=name, regex=pat.source_text, span=s,
-                                    text=view.text[s[0]:s[1]], matches=len(spans)) for s in spans]
+                ev = [RegexEvidence(subject=e.subject, pattern=name, regex=pat.source_text, span=m.span,
+                                    text=view.text[m.span[0]:m.span[1]], matches=len(found),
+                                    transforms=list(m.transforms), normalized=m.normalized) for m in found]
             return True, ev
         if isinstance(e, n.Similar):
             view = views.get(e.subject)
@@ -227,16 +282,25 @@ class Evaluator:
             return False, []
         raise TypeError(f"unknown expression {e!r}")  # pragma: no cover
 
+    @staticmethod
+    def _pattern_matches(pat: Any, view: SubjectView, limit: int | None = None) -> list:
+        """Matches of a pattern / word list on the raw text and on its normalised text (the block's pipeline),
+        every span in the ORIGINAL text (policyengine.normalize.find_mapped)."""
+        if not pat.normalize:
+            return [_RawMatch(sp) for sp in _take(pat.finditer(view.text), limit)]
+        return list(find_mapped(pat.finditer, view.normalized(pat.normalize), pat.finditer_normalized, limit))
+
     def _similar(self, concept: str, view: SubjectView) -> tuple[bool, SimilarityEvidence | None]:
         if concept in view.concept_cache:
             return view.concept_cache[concept]
         spec = self.policy.concepts[concept]
-        chunks = view.chunks
+        lo, hi = view.chunk_rows(spec.normalize)
+        chunks = view.chunks[lo:hi]
         if not chunks:
             view.concept_cache[concept] = (False, None)
             return False, None
         try:
-            vecs = view.embeddings()
+            vecs = view.embeddings()[lo:hi]
             sc = self.index.score(concept, vecs)  # type: ignore[union-attr]
         except Exception as e:  # noqa: BLE001 - a model/index failure must be reported, never a silent allow
             raise _SimilarityFailure(f"concept '{concept}' could not be evaluated: {type(e).__name__}: {e}") from e
@@ -247,8 +311,12 @@ class Evaluator:
             i = int(np.argmax(sc.ex_score))
         c = chunks[i]
         has_ctr = sc.ctr_index[i] >= 0
+        original = view.text[c.start:c.end]
+        nt = view.normalized(spec.normalize)
         ev = SimilarityEvidence(
-            subject=view.name, concept=concept, span=(c.start, c.end), text=c.text,
+            subject=view.name, concept=concept, span=(c.start, c.end), text=original,
+            transforms=list(nt.transforms_in((c.start, c.end))) if nt.changed else [],
+            normalized=c.text if c.text != original else None,
             score=round(float(sc.ex_score[i]), 4), threshold=spec.threshold,
             example=spec.examples[int(sc.ex_index[i])],
             counter_example=spec.counter[int(sc.ctr_index[i])] if has_ctr else None,
@@ -311,7 +379,8 @@ class Evaluator:
                     continue
                 repl = r.action.replacement.value if r.action.replacement else "[REDACTED]"
                 for t in r.action.targets:
-                    spans += [(s, e, repl) for s, e in self.policy.patterns[t.value].finditer(view.text)]
+                    spans += [(m.span[0], m.span[1], repl)
+                              for m in self._pattern_matches(self.policy.patterns[t.value], view)]
             if spans:
                 out[subject] = redact(view.text, spans)
         return out["input"], out["output"]
@@ -335,6 +404,22 @@ def redact(text: str, spans: list[tuple[int, int, str]]) -> str:
 
 class _SimilarityFailure(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class _RawMatch:
+    span: tuple[int, int]
+    transforms: tuple[str, ...] = ()
+    normalized: str | None = None
+
+
+def _take(it: Any, limit: int | None) -> list:
+    out = []
+    for x in it:
+        out.append(x)
+        if limit is not None and len(out) >= limit:
+            break
+    return out
 
 
 def _cost(e: n.Expr) -> int:

@@ -26,6 +26,8 @@ def _evidence_lines(ev: Any, texts: dict[str, str]) -> list[str]:
     if isinstance(ev, SimilarityEvidence):
         lines.append(f"{ev.subject} similar {ev.concept}: {ev.subject}[{ev.span[0]}:{ev.span[1]}] {_q(ev.text)}")
         lines.append(f"  score {ev.score:.2f} >= threshold {ev.threshold:.2f}; nearest example {_q(ev.example, 70)}")
+        if ev.transforms:
+            lines.append(f"  compared after normalisation ({', '.join(ev.transforms)}): {_q(ev.normalized or '', 70)}")
         if ev.counter_example is not None:
             lines.append(f"  nearest counter-example {_q(ev.counter_example, 70)} scored {ev.counter_score:.2f}"
                          f" (< {ev.score:.2f}{f' - margin {ev.margin:.2f}' if ev.margin else ''})")
@@ -33,6 +35,8 @@ def _evidence_lines(ev: Any, texts: dict[str, str]) -> list[str]:
         what = f"matches {ev.pattern} {ev.regex}" if isinstance(ev, RegexEvidence) else f"contains {ev.words}"
         more = f" (1 of {ev.matches} matches)" if ev.matches > 1 else ""
         lines.append(f"{ev.subject} {what}: {ev.subject}[{ev.span[0]}:{ev.span[1]}] {_q(ev.text)}{more}")
+        if ev.transforms:
+            lines.append(f"  matched after normalisation ({', '.join(ev.transforms)}): {_q(ev.normalized or '')}")
     elif isinstance(ev, ContextEvidence):
         cond = f"context.{ev.attribute} {ev.op} {_val(ev.expected)}" if ev.op != "exists" else \
             f"context.{ev.attribute} exists"

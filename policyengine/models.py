@@ -32,6 +32,8 @@ class RegexEvidence(_Frozen):
     span: tuple[int, int]
     text: str
     matches: int = 1
+    transforms: list[str] = []  # normalisations that changed the matched characters ([]: matched as written)
+    normalized: Optional[str] = None  # the matched text after normalisation, when it differs
 
 
 class WordsEvidence(_Frozen):
@@ -41,6 +43,8 @@ class WordsEvidence(_Frozen):
     span: tuple[int, int]
     text: str
     matches: int = 1
+    transforms: list[str] = []  # normalisations that changed the matched characters ([]: matched as written)
+    normalized: Optional[str] = None  # the matched text after normalisation, when it differs
 
 
 class SimilarityEvidence(_Frozen):
@@ -55,6 +59,8 @@ class SimilarityEvidence(_Frozen):
     counter_example: Optional[str] = None
     counter_score: Optional[float] = None
     margin: float = 0.0
+    transforms: list[str] = []  # normalisations that changed the chunk's characters
+    normalized: Optional[str] = None  # the chunk as embedded, when normalisation changed it
 
 
 class ContextEvidence(_Frozen):

@@ -39,6 +39,7 @@ class Header:
     on_error: str | None = None
     description: Text | None = None
     span: Span = _span()
+    normalize: tuple[Name, ...] | None = None  # the policy-wide normalisation pipeline (None: not declared)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class PatternDef:
     flags: str
     validate: Name | None = None
     span: Span = _span()
+    normalize: tuple[Name, ...] | None = None  # None: the policy-wide pipeline applies
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class WordsDef:
     words: tuple[Text, ...] = ()
     file: Text | None = None
     span: Span = _span()
+    normalize: tuple[Name, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class ConceptDef:
     threshold: float | None
     margin: float | None = None
     span: Span = _span()
+    normalize: tuple[Name, ...] | None = None
 
 
 # ---- expressions -----------------------------------------------------------

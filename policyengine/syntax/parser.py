@@ -261,7 +261,8 @@ class _Builder(Transformer):
                         model=self._single(fields, "model", "policy header"),
                         default=str(default) if default else "allow",
                         on_error=(str(x) if (x := self._single(fields, "on_error", "policy header")) else None),
-                        description=self._single(fields, "description", "policy header"), span=self._span(meta))
+                        description=self._single(fields, "description", "policy header"), span=self._span(meta),
+                        normalize=self._single(fields, "normalize", "policy header"))
 
     def _field(key: str, text: bool = False):  # type: ignore[misc]
         @v_args(meta=True)
@@ -275,6 +276,16 @@ class _Builder(Transformer):
     h_default = _field("default")
     h_on_error = _field("on_error")
     h_description = _field("description", True)
+
+    @v_args(meta=True)
+    def h_normalize(self, meta: Any, ch: list) -> tuple:
+        return ("normalize", ch[0], self._span(meta))
+
+    def normalize_clause(self, ch: list) -> tuple[n.Name, ...]:
+        return ch[0]
+
+    def transform_list(self, ch: list) -> tuple[n.Name, ...]:
+        return tuple(self._name(t) for t in ch if t is not None)
 
     @v_args(meta=True)
     def context_decl(self, meta: Any, ch: list) -> n.ContextDecl:
@@ -294,21 +305,21 @@ class _Builder(Transformer):
     # -- building blocks ------------------------------------------------------
     @v_args(meta=True)
     def pattern_def(self, meta: Any, ch: list) -> n.PatternDef:
-        name, regex_tok, validate = ch
+        name, regex_tok, validate, normalize = ch
         raw = str(regex_tok)
         close = raw.rfind("/")
         return n.PatternDef(self._name(name), raw[1:close], raw[close + 1:],
-                            validate, self._span(meta))
+                            validate, self._span(meta), normalize=normalize)
 
     def validate(self, ch: list) -> n.Name:
         return self._name(ch[0])
 
     @v_args(meta=True)
     def words_def(self, meta: Any, ch: list) -> n.WordsDef:
-        name, body = ch
+        name, body, normalize = ch
         if isinstance(body, n.Text):
-            return n.WordsDef(self._name(name), (), body, self._span(meta))
-        return n.WordsDef(self._name(name), tuple(body), None, self._span(meta))
+            return n.WordsDef(self._name(name), (), body, self._span(meta), normalize=normalize)
+        return n.WordsDef(self._name(name), tuple(body), None, self._span(meta), normalize=normalize)
 
     def words_file(self, ch: list) -> n.Text:
         return self._text(ch[0])
@@ -323,7 +334,8 @@ class _Builder(Transformer):
         counter = tuple(t for k, v, _ in fields if k == "counter" for t in v)
         threshold = self._single(fields, "threshold", f"concept {name}")
         margin = self._single(fields, "margin", f"concept {name}")
-        return n.ConceptDef(self._name(name), examples, counter, threshold, margin, self._span(meta))
+        return n.ConceptDef(self._name(name), examples, counter, threshold, margin, self._span(meta),
+                            normalize=self._single(fields, "normalize", f"concept {name}"))
 
     @v_args(meta=True)
     def c_examples(self, meta: Any, ch: list) -> tuple:
@@ -336,6 +348,10 @@ class _Builder(Transformer):
     @v_args(meta=True)
     def c_threshold(self, meta: Any, ch: list) -> tuple:
         return ("threshold", float(ch[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def c_normalize(self, meta: Any, ch: list) -> tuple:
+        return ("normalize", ch[0], self._span(meta))
 
     @v_args(meta=True)
     def c_margin(self, meta: Any, ch: list) -> tuple:
