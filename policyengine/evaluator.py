@@ -106,6 +106,30 @@ class SubjectView:
     oversize: bool = False
     _normalized: dict[tuple[str, ...], NormalizedText] = field(default_factory=dict)
     _rows: dict[tuple[str, ...], tuple[int, int]] = field(default_factory=dict)
+    #: the policy's multi-pattern prefilter (policyengine/matchers/multiregex.py); None = run every pattern
+    scanner: Any = None
+    _candidates: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict)
+
+    def may_match(self, pat: Any) -> bool:
+        """False only when `pat` can match neither this text nor (for a block with a pipeline) its normalised text:
+        one multi-pattern scan per text answers it for every pattern; the exact matcher then runs only if True."""
+        if self.scanner is None:
+            return True
+        if pat.name in self._scan((), self.text, self.scanner.raw):
+            return True
+        if not pat.normalize:
+            return False
+        nt = self.normalized(pat.normalize)
+        sets = self.scanner.normalized
+        return nt.changed and (pat.normalize not in sets or pat.name in self._scan(pat.normalize, nt.text,
+                                                                                   sets[pat.normalize]))
+
+    def _scan(self, key: tuple[str, ...], text: str, pattern_set: Any) -> frozenset[str]:
+        found = self._candidates.get(key)
+        if found is None:
+            found = self._candidates[key] = pattern_set.scan(text)
+        return found
+
     def normalized(self, pipeline: tuple[str, ...]) -> NormalizedText:
         """This text after `pipeline`, with the map back to the original (computed once per view)."""
         nt = self._normalized.get(pipeline)
@@ -146,8 +170,10 @@ class SubjectView:
 
 
 class Evaluator:
-    def __init__(self, policy: CompiledPolicy, index: Any | None, limits: Limits, model_id: str | None):
+    def __init__(self, policy: CompiledPolicy, index: Any | None, limits: Limits, model_id: str | None,
+                 scanner: Any | None = None):
         self.policy = policy
+        self.scanner = scanner  # multiregex.PolicyScanner, or None: every pattern runs on every text
         self.index = index
         self.limits = limits
         self.model_id = model_id
@@ -169,7 +195,7 @@ class Evaluator:
                              "evaluated (max_input_chars)")
             text = text[: self.limits.max_input_chars]
         return SubjectView(name, text, self.limits, encode, notes=notes, concept_pipelines=self.concept_pipelines,
-                           oversize=oversize)
+                           oversize=oversize, scanner=self.scanner)
 
     def evaluate(self, views: dict[str, SubjectView], context: dict[str, Any], texts: dict[str, str]) -> Decision:
         if self.limits.on_oversize == "block" and any(v.oversize for v in views.values()):
@@ -286,6 +312,8 @@ class Evaluator:
     def _pattern_matches(pat: Any, view: SubjectView, limit: int | None = None) -> list:
         """Matches of a pattern / word list on the raw text and on its normalised text (the block's pipeline),
         every span in the ORIGINAL text (policyengine.normalize.find_mapped)."""
+        if not view.may_match(pat):
+            return []
         if not pat.normalize:
             return [_RawMatch(sp) for sp in _take(pat.finditer(view.text), limit)]
         return list(find_mapped(pat.finditer, view.normalized(pat.normalize), pat.finditer_normalized, limit))
@@ -325,6 +353,27 @@ class Evaluator:
         view.concept_cache[concept] = result
         return result
 
+    def needs_concepts(self, views: dict[str, SubjectView], ctx: dict[str, Any]) -> bool:
+        """Whether some rule's outcome depends on a `similar` condition once the cheap conditions (regex, word
+        lists, context) are known: three-valued (Kleene) logic with every `similar` unknown. evaluate_many embeds
+        only the items for which this is True; single evaluations embed lazily on the first `similar` anyway."""
+
+        def tri(e: n.Expr) -> bool | None:
+            if isinstance(e, n.Similar):
+                return None if e.subject in views else False
+            if isinstance(e, n.Not):
+                v = tri(e.operand)
+                return None if v is None else not v
+            if isinstance(e, (n.And, n.Or)):
+                vals = [tri(op) for op in sorted(e.operands, key=_cost)]
+                stop = isinstance(e, n.Or)  # the value that decides: True for or, False for and
+                if stop in vals:
+                    return stop
+                return None if None in vals else not stop
+            return self._eval(e, views, ctx)[0]
+
+        return any(tri(rule.when) is None for rule in self.policy.rules)
+
     # -- explanation parts ----------------------------------------------------------------------
     def _reason(self, rule: CompiledRule, ev: list) -> Reason:
         return Reason(rule=rule.name, action=rule.action.kind, severity=rule.severity, category=rule.category,
@@ -346,10 +395,13 @@ class Evaluator:
                 if ok:
                     why = f"{ev.score:.2f} >= {ev.threshold:.2f} but the rule's other conditions were false"
                     gap = 0.0
-                elif ev.score < ev.threshold:
+                elif ev.score < ev.threshold or ev.counter_score is None:
+                    # (the evidence score is rounded: a raw score just under the threshold may round up to it)
                     if gap > NEAR_MISS_WINDOW:
                         continue
-                    why = f"{ev.score:.2f} < {ev.threshold:.2f}"
+                    why = f"{ev.score:.4f} < {ev.threshold:.2f}" if ev.score >= ev.threshold else \
+                        f"{ev.score:.2f} < {ev.threshold:.2f}"
+                    gap = max(gap, 0.0)
                 else:
                     why = (f"{ev.score:.2f} >= {ev.threshold:.2f} but counter-example scored {ev.counter_score:.2f}"
                            + (f" (margin {ev.margin:.2f})" if ev.margin else ""))

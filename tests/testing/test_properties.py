@@ -193,10 +193,6 @@ def test_counter_example_and_default_block(make_engine):
     assert make_engine(src.replace("COUNTER", 'counter { "bomb" }')).evaluate(input="bomb").action == "block"
 
 
-@pytest.mark.xfail(raises=TypeError, strict=False,
-                   reason="evaluator bug found by `make fuzz`: a score just below the threshold (0.49999997) is "
-                          "rounded to 0.5 in the evidence, so _near_misses takes the 'lost to a counter-example' "
-                          "branch and formats counter_score=None")
 def test_score_just_below_threshold_does_not_crash(make_engine):
     src = 'policy g {}\nconcept c { examples { "apple bomb python" } threshold 0.5 }\n' \
           'rule r { when input similar c  flag "x" }\n'
