@@ -58,6 +58,13 @@ serve: $(STAMP)
 # property tests of the language (parser totality, counter-examples, overrides, rule order) with many examples
 fuzz: $(STAMP)
 	PE_FUZZ_EXAMPLES=$${PE_FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest -q tests/testing/test_properties.py -m "not model"
+	# parser + checker on >= 100k mutated grammar-generated and real policy files (docs/hardening.md)
+	$(BIN)/python fuzz/fuzz_policy.py --examples $${PE_FUZZ_CASES:-100000}
+
+.PHONY: evasion
+# the evasion suite: catch rate of the pack under each evasion vs unperturbed, false refusals (docs/hardening.md)
+evasion: $(STAMP)
+	$(BIN)/python benchmarks/evasion.py --json evasion.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -295,7 +295,9 @@ class _Checker:
         tests = self._check_tests()
         digest = hashlib.sha256()
         for f in self.files:
-            digest.update(f.path.encode() + b"\0" + self.ctx.sources[f.path].text.encode() + b"\0")
+            # surrogatepass: a policy given as text= (not read from a file) may hold lone surrogates
+            digest.update(f.path.encode("utf-8", "surrogatepass") + b"\0"
+                          + self.ctx.sources[f.path].text.encode("utf-8", "surrogatepass") + b"\0")
         for extra in self.ctx.extra_digest:
             digest.update(extra)
         return CompiledPolicy(

@@ -74,7 +74,8 @@ def _context(raw: str | None) -> dict[str, Any] | None:
 
 
 def _caret_json(where: str, raw: str, e: json.JSONDecodeError) -> str:
-    line = raw.splitlines()[e.lineno - 1] if raw.splitlines() else ""
+    lines = raw.splitlines()
+    line = lines[e.lineno - 1] if 0 < e.lineno <= len(lines) else ""  # the error may sit past a stripped newline
     return f"{where}:{e.lineno}:{e.colno}: error: invalid JSON: {e.msg}\n  | {line}\n  | {' ' * (e.colno - 1)}^"
 
 
@@ -96,7 +97,7 @@ def _items_from_jsonl(name: str, stream: Any) -> Iterator[tuple[int, dict[str, A
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = json.loads(raw.rstrip("\r\n"))  # so an error at the end points into the line
         except json.JSONDecodeError as e:
             yield lineno, None, _caret_json(f"{name}:{lineno}", raw.rstrip("\n"), e).replace(
                 f"{name}:{lineno}:1:", f"{name}:{lineno}:", 1)

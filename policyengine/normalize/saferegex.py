@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Iterator
 
 GUARD_SECONDS = 0.25
@@ -75,6 +76,7 @@ class SafeRegex:
         return next(iter(self.finditer(text)), None)
 
 
+@lru_cache(maxsize=2048)
 def compile_safe(pattern: str, flags: int = 0) -> SafeRegex:
     """Compile for both engines. Raises re.error when Python's `re` rejects the pattern (the checker reports it)."""
     re.compile(pattern, flags)  # the language is Python's regex syntax: reject what `re` rejects
