@@ -109,7 +109,13 @@ def main(argv=None) -> int:
     from policyengine.matchers.embedders import load_embedder
     from policyengine.matchers.similarity import ConceptScores
 
+    import dataclasses
+
+    from policyengine.matchers.embedders import split_model_id
+
     policy = compile_policy(args.policy)
+    # every approach starts from the base model's space (the pack itself may name "<base>+contrastive")
+    policy = dataclasses.replace(policy, model=split_model_id(policy.model)[0])
     emb = CachingEmbedder(load_embedder(policy.model), ic.cache_dir().parent / "emb" / "minilm.npz")
     engine = Engine(policy, embedder=emb)
     index = engine._index
