@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml requirements.txt
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: a bare `torch` requirement would pull a CUDA build.
 	$(BIN)/pip install -q -r requirements.txt
-	$(BIN)/pip install -q -e '.[embed,dev,serve,report]'
+	$(BIN)/pip install -q -e '.[embed,dev,serve,report,fast,onnx]'
 	touch $(STAMP)
 
 install: $(STAMP)

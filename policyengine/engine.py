@@ -60,6 +60,19 @@ def _scanner(policy: CompiledPolicy, regex_engine: str) -> Any:
     return PolicyScanner(policy.patterns, regex_engine)
 
 
+def load_backend(model_id: str, backend: str, threads: int) -> Embedder:
+    """The embedder for `backend`: "torch" (sentence-transformers) or "onnx" (ONNX Runtime int8, exported once)."""
+    if backend == "torch":
+        from .matchers.embedders import load_embedder
+
+        return load_embedder(model_id, threads=threads)
+    if backend in ("onnx", "onnx-int8"):
+        from .matchers.onnx_backend import load_onnx_embedder
+
+        return load_onnx_embedder(model_id, threads=threads)
+    raise ValueError(f"unknown embedding backend {backend!r} (torch, onnx)")
+
+
 def _default_threads() -> int:
     env = os.environ.get("POLICYENGINE_THREADS")
     return max(1, int(env)) if env and env.isdigit() else 1
@@ -74,8 +87,14 @@ class Engine:
     """
 
     def __init__(self, policy: CompiledPolicy, *, embedder: Embedder | None = None, threads: int | None = None,
-                 limits: Limits | None = None):
+                 limits: Limits | None = None, regex_engine: str = "auto", backend: str = "torch",
+                 embedding_cache: int = 0):
+        """`threads`: torch/FAISS/ONNX intra-op threads (default 1, or $POLICYENGINE_THREADS: more than the free
+        cores collapses throughput). `regex_engine`: "auto" | "hyperscan" | "re". `backend`: "torch" | "onnx"
+        (int8 ONNX Runtime, used when no `embedder` is given). `embedding_cache`: LRU size of chunk embeddings,
+        keyed by the normalised chunk text (0 = off)."""
         self.policy = policy
+        self.bundle: str | None = None
         self.limits = limits or Limits()
         self.threads = threads or _default_threads()
         self._embedder: Embedder | None = None
@@ -83,20 +102,31 @@ class Engine:
         needed = {k: v for k, v in policy.concepts.items() if k in policy.used_concepts}
         if needed:
             if embedder is None:
-                from .matchers.embedders import load_embedder
+                embedder = load_backend(policy.model, backend, self.threads)
+            if embedding_cache:
+                from .matchers.embedcache import CachedEmbedder
 
-                embedder = load_embedder(policy.model, threads=self.threads)
+                embedder = CachedEmbedder(embedder, embedding_cache)
             from .matchers.similarity import ConceptIndex
 
             self._embedder = embedder
             index = ConceptIndex(needed, embedder)
         self._index = index
-        self._evaluator = Evaluator(policy, index, self.limits, policy.model if needed else None)
+        self.scanner = _scanner(policy, regex_engine)
+        self._evaluator = Evaluator(policy, index, self.limits, policy.model if needed else None, self.scanner)
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
     def from_path(cls, path: str | os.PathLike[str], **kwargs: Any) -> "Engine":
         return cls(compile_policy(path), **kwargs)
+
+    @classmethod
+    def from_bundle(cls, path: str | os.PathLike[str], **kwargs: Any) -> "Engine":
+        """Load a bundle written by `policyengine compile` (exemplar embeddings and regex database precomputed).
+        Raises bundle.BundleError when the policy or the model changed since; `policy_path=` if the policy moved."""
+        from .bundle import load_engine
+
+        return load_engine(path, **kwargs)
 
     @classmethod
     def from_source(cls, text: str, *, name: str = "<string>", **kwargs: Any) -> "Engine":
@@ -169,11 +199,12 @@ class Engine:
             else:
                 prepared.append(self._prepare(item.get("input"), item.get("output"), item.get("context")))
         if self._index is not None:
-            views = [v for views, _, _ in prepared for v in views.values()]
+            # cheap conditions first: items whose every rule is decided without a concept are not embedded
+            views = [v for views, ctx, _ in prepared if self._evaluator.needs_concepts(views, ctx)
+                     for v in views.values()]
             texts = [embeddable(c.text) for v in views for c in v.chunks]
             if texts:
                 order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # length-sorted batches pad less
-                vecs = np.empty((len(texts), 0), dtype=np.float32)
                 enc = self._encode([texts[i] for i in order])
                 vecs = np.empty_like(enc)
                 vecs[order] = enc
@@ -220,6 +251,3 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
         out[k] = v
     return out
 
-
-def evaluate_texts(engine: Engine, texts: Sequence[str]) -> list[Decision]:
-    return engine.evaluate_many(list(texts))

@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # Further commands live in their own modules (policyengine/cli/<name>.py), each with
 # `register(subparsers) -> {command name: handler(args) -> exit code}`. Add the module name here.
-COMMAND_MODULES: list[str] = ["serve", "test", "score", "fmt", "calibrate", "diff", "lint"]
+COMMAND_MODULES: list[str] = ["serve", "test", "score", "fmt", "calibrate", "diff", "lint", "compile"]
 
 
 def _command_modules() -> list:

@@ -419,10 +419,40 @@ class PatternSet:
             return
         self._db = db
         self._fold_table = _fold()[0]
+        self._fold_re = re.compile("[" + "".join(map(chr, self._fold_table)) + "]")
         self._hs_names = tuple(ok_names)
         self._proto_scratch = hyperscan.Scratch(db)
         self._scratch_lock = threading.Lock()
         self.engine = "hyperscan"
+
+    # -- serialisation (compiled bundles) ---------------------------------------------------------------
+    def to_state(self) -> dict[str, Any] | None:
+        """The compiled database and its bookkeeping, for `policyengine compile` bundles (None: nothing to save)."""
+        if self._db is None:
+            return None
+        import hyperscan
+
+        return {"names": list(self.names), "hs_names": list(self._hs_names),
+                "fallbacks": [[f.name, f.reason] for f in self.fallbacks], "db": bytes(hyperscan.dumpb(self._db))}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> "PatternSet":
+        import hyperscan
+
+        self = cls.__new__(cls)
+        self.names = tuple(state["names"])
+        self._all = frozenset(self.names)
+        self.fallbacks = tuple(Fallback(n, r) for n, r in state["fallbacks"])
+        self._always = frozenset(f.name for f in self.fallbacks)
+        self._local = threading.local()
+        self._db = hyperscan.loadb(bytes(state["db"]), hyperscan.HS_MODE_BLOCK)
+        self._fold_table = _fold()[0]
+        self._fold_re = re.compile("[" + "".join(map(chr, self._fold_table)) + "]")
+        self._hs_names = tuple(state["hs_names"])
+        self._proto_scratch = hyperscan.Scratch(self._db)
+        self._scratch_lock = threading.Lock()
+        self.engine = "hyperscan"
+        return self
 
     # -- scanning ----------------------------------------------------------------------------------------
     def _scratch(self) -> Any:
@@ -440,7 +470,8 @@ class PatternSet:
         if not text.isascii():
             if _SURROGATE.search(text):
                 return self._all
-            text = text.translate(self._fold_table)
+            if self._fold_re.search(text):
+                text = text.translate(self._fold_table)
         found: list[int] = []
         self._db.scan(text.encode("utf-8"), match_event_handler=_collect, context=found, scratch=self._scratch())
         if not found:
@@ -478,9 +509,26 @@ _SETS_LOCK = threading.Lock()
 _SETS_MAX = 64
 
 
+def set_key(patterns: Mapping[str, re.Pattern[str]], engine: str) -> tuple:
+    return (engine, tuple((name, rx.pattern, rx.flags) for name, rx in patterns.items()))
+
+
+def preload(patterns: Mapping[str, re.Pattern[str]], engine: str, state: Mapping[str, Any]) -> bool:
+    """Install a PatternSet saved in a bundle for these patterns (False when this machine cannot load it)."""
+    try:
+        ps = PatternSet.from_state(state)
+    except Exception:  # noqa: BLE001 - e.g. a database built for other CPU features: rebuild instead
+        return False
+    if ps.names != tuple(patterns):
+        return False
+    with _SETS_LOCK:
+        _SETS[set_key(patterns, engine)] = ps
+    return True
+
+
 def cached_pattern_set(patterns: Mapping[str, re.Pattern[str]], engine: str = "auto") -> PatternSet:
     """PatternSets are immutable: engines of the same patterns (tests, reloads) share one database."""
-    key = (engine, tuple((name, rx.pattern, rx.flags) for name, rx in patterns.items()))
+    key = set_key(patterns, engine)
     with _SETS_LOCK:
         hit = _SETS.get(key)
     if hit is not None:
@@ -498,16 +546,30 @@ class PolicyScanner:
     compiler's `safe_normalized` matcher does)."""
 
     def __init__(self, patterns: Mapping[str, Any], engine: str = "auto"):
-        raw = {name: p.regex for name, p in patterns.items()}
-        groups: dict[tuple[str, ...], dict[str, re.Pattern[str]]] = {}
-        for name, p in patterns.items():
-            pipeline = tuple(getattr(p, "normalize", ()) or ())
-            if pipeline:
-                flags = p.regex.flags | (re.IGNORECASE if "casefold" in pipeline else 0)
-                groups.setdefault(pipeline, {})[name] = re.compile(p.regex.pattern, flags)
-        self.raw = cached_pattern_set(raw, engine)
-        self.normalized = {pipe: cached_pattern_set(rx, engine) for pipe, rx in groups.items()}
+        self.regex_engine = engine
+        self.groups = scanner_groups(patterns)
+        self.raw = cached_pattern_set(self.groups[()], engine)
+        self.normalized = {pipe: cached_pattern_set(rx, engine) for pipe, rx in self.groups.items() if pipe}
         self.engine = self.raw.engine
+
+    def to_state(self) -> list[dict[str, Any]]:
+        out = []
+        for pipe, ps in ((), self.raw), *self.normalized.items():
+            st = ps.to_state()
+            if st is not None:
+                out.append({"pipeline": list(pipe), **st})
+        return out
+
+    @staticmethod
+    def preload(patterns: Mapping[str, Any], engine: str, states: list[dict[str, Any]]) -> int:
+        """Install saved databases for these patterns; returns how many could be used."""
+        groups = scanner_groups(patterns)
+        used = 0
+        for st in states:
+            pipe = tuple(st["pipeline"])
+            if pipe in groups:
+                used += preload(groups[pipe], engine, st)
+        return used
 
     @property
     def fallbacks(self) -> tuple[Fallback, ...]:
@@ -519,3 +581,15 @@ class PolicyScanner:
 
     def describe(self) -> str:
         return self.raw.describe()
+
+
+def scanner_groups(patterns: Mapping[str, Any]) -> dict[tuple[str, ...], dict[str, re.Pattern[str]]]:
+    """() -> every pattern as written (matched on the original text); pipeline -> the patterns matched on that
+    pipeline's normalised text, with ignore-case when it casefolds."""
+    groups: dict[tuple[str, ...], dict[str, re.Pattern[str]]] = {(): {name: p.regex for name, p in patterns.items()}}
+    for name, p in patterns.items():
+        pipeline = tuple(getattr(p, "normalize", ()) or ())
+        if pipeline:
+            flags = p.regex.flags | (re.IGNORECASE if "casefold" in pipeline else 0)
+            groups.setdefault(pipeline, {})[name] = re.compile(p.regex.pattern, flags)
+    return groups

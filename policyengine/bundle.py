@@ -1,0 +1,204 @@
+"""Compiled bundles: a policy's exemplar embeddings and regex database, computed once by `policyengine compile`.
+
+A bundle is a zip file:
+  manifest.json   format, policy name/digest/entry path, every source file's sha256, model id, embedding backend,
+                  sha256 of the model weights, per-concept exemplar counts, regex engine and its fallbacks
+  exemplars.npy   float32 [n, d] embeddings of every example and counter-example of the concepts rules use,
+                  rows in the order of manifest["exemplars"]; the FAISS inner-product indexes are rebuilt from them
+                  at load (IndexFlatIP.add of a few thousand rows: ~1 ms, less than reading a serialised index)
+  regex/N.hs      serialised Hyperscan databases (rebuilt instead when this CPU cannot load them)
+
+`Engine.from_bundle(path)` compiles the policy from its files (the digest must equal the bundle's), checks the
+installed model weights against the recorded sha256, and builds the engine without embedding any exemplar.
+A bundle is never trusted blindly: when the policy or the model changed, loading fails with BundleError saying what
+changed and how to rebuild. No pickle: a bundle holds data only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import zipfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+FORMAT = "policyengine-bundle/1"
+
+
+class BundleError(RuntimeError):
+    """The bundle cannot be used: unreadable, built for another policy/model, or stale."""
+
+
+class _Recorder:
+    """Wraps an embedder and remembers the vectors of the texts it was asked for (the concept exemplars)."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.backend = getattr(inner, "backend", "torch")
+        self.seen: dict[str, np.ndarray] = {}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        vecs = self.inner.encode(texts)
+        for t, v in zip(texts, vecs):
+            self.seen.setdefault(t, v)
+        return vecs
+
+
+class _Precomputed:
+    """Serves the bundle's exemplar vectors; anything else goes to the real embedder."""
+
+    def __init__(self, inner: Any, table: dict[str, np.ndarray]):
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.backend = getattr(inner, "backend", "torch")
+        self.table = table
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if texts and all(t in self.table for t in texts):
+            return np.ascontiguousarray(np.stack([self.table[t] for t in texts]), dtype=np.float32)
+        return self.inner.encode(texts)
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _source_hashes(policy: Any) -> dict[str, str]:
+    """sha256 of every file the policy was compiled from (policy files and word-list files), by real path."""
+    from . import nodes as n
+
+    out = {}
+    for f in policy.files:
+        p = Path(os.path.realpath(f.path))
+        if not p.is_file():
+            continue
+        out[str(p)] = _sha256(p.read_bytes())
+        for item in f.of(n.WordsDef):
+            if item.file is not None:
+                w = Path(os.path.realpath(p.parent / item.file.value))
+                if w.is_file():
+                    out[str(w)] = _sha256(w.read_bytes())
+    return dict(sorted(out.items()))
+
+
+def _weights_sha256(model_id: str) -> str:
+    from .matchers.embedders import resolve_model_path
+    from .matchers.onnx_backend import weights_digest
+
+    return weights_digest(resolve_model_path(model_id))
+
+
+def write_bundle(policy_path: str | os.PathLike[str], out: str | os.PathLike[str], *, backend: str = "torch",
+                 threads: int | None = None, regex_engine: str = "auto") -> dict[str, Any]:
+    """Compile `policy_path`, embed its exemplars, and write the bundle to `out`. Returns the manifest."""
+    from . import __version__
+    from .compiler import compile_policy
+    from .engine import Engine, load_backend
+
+    policy = compile_policy(policy_path)
+    needed = {k for k in policy.concepts if k in policy.used_concepts}
+    recorder = None
+    kwargs: dict[str, Any] = {"threads": threads, "regex_engine": regex_engine}
+    if needed:
+        recorder = _Recorder(load_backend(policy.model, backend, threads or 1))
+        kwargs["embedder"] = recorder
+    engine = Engine(policy, **kwargs)
+    texts = sorted(recorder.seen) if recorder else []
+    vecs = np.stack([recorder.seen[t] for t in texts]).astype(np.float32) if texts else np.zeros((0, 0), np.float32)
+    scanner = engine.scanner
+    regex_states = scanner.to_state() if scanner is not None else []
+    manifest = {
+        "format": FORMAT, "policyengine": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "policy": {"name": policy.name, "version": policy.version, "digest": policy.digest, "entry": policy.entry,
+                   "entry_abspath": os.path.realpath(policy_path), "sources": _source_hashes(policy)},
+        "model": {"id": policy.model, "backend": backend, "weights_sha256": _weights_sha256(policy.model)}
+        if needed else None,
+        "concepts": {k: {"examples": len(policy.concepts[k].examples), "counter": len(policy.concepts[k].counter)}
+                     for k in sorted(needed)},
+        "exemplars": texts,
+        "regex": {"engine": scanner.engine if scanner else "re", "requested": regex_engine,
+                  "fallbacks": [[f.name, f.reason] for f in scanner.fallbacks] if scanner else [],
+                  "databases": [{k: v for k, v in st.items() if k != "db"} for st in regex_states]},
+    }
+    buf = io.BytesIO()
+    np.save(buf, vecs, allow_pickle=False)
+    tmp = Path(str(out) + ".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False))
+        z.writestr("exemplars.npy", buf.getvalue())
+        for i, st in enumerate(regex_states):
+            z.writestr(f"regex/{i}.hs", st["db"])
+    os.replace(tmp, out)
+    return manifest
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        with zipfile.ZipFile(path) as z:
+            manifest = json.loads(z.read("manifest.json"))
+    except FileNotFoundError:
+        raise BundleError(f"{path}: bundle not found") from None
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError) as e:
+        raise BundleError(f"{path}: not a policyengine bundle ({e})") from None
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{path}: unsupported bundle format {manifest.get('format')!r} (expected {FORMAT!r}); "
+                          "rebuild it with `policyengine compile`")
+    return manifest
+
+
+def load_engine(path: str | os.PathLike[str], *, policy_path: str | os.PathLike[str] | None = None,
+                threads: int | None = None, embedder: Any | None = None, **kwargs: Any) -> Any:
+    """Engine.from_bundle: see the module docstring."""
+    from .compiler import compile_policy
+    from .engine import Engine, load_backend
+    from .matchers.multiregex import PolicyScanner
+
+    manifest = read_manifest(path)
+    rebuild = f"rebuild it: policyengine compile POLICY -o {path}"
+    entry = Path(policy_path) if policy_path else Path(manifest["policy"]["entry_abspath"])
+    if not entry.is_file():
+        raise BundleError(f"{path}: the policy it was built from, {str(entry)!r}, is missing "
+                          "(pass policy_path= / --policy to say where it is now)")
+    policy = compile_policy(entry)
+    before, now = manifest["policy"]["sources"], _source_hashes(policy)
+    if before != now:  # the digest also covers display paths; sources compare content only
+        changed = sorted(f for f in set(before) | set(now) if before.get(f) != now.get(f))
+        raise BundleError(f"{path}: stale bundle: the policy changed since it was compiled "
+                          f"({', '.join(changed)}); {rebuild}")
+    with zipfile.ZipFile(path) as z:
+        vecs = np.load(io.BytesIO(z.read("exemplars.npy")), allow_pickle=False)
+        db_names = sorted(n for n in z.namelist() if n.startswith("regex/"))
+        blobs = [z.read(n) for n in db_names]
+    regex_engine = kwargs.pop("regex_engine", manifest["regex"]["requested"])
+    if blobs and regex_engine != "re":
+        states = [{**meta, "db": blob} for meta, blob in zip(manifest["regex"]["databases"], blobs)]
+        PolicyScanner.preload(policy.patterns, regex_engine, states)
+    model = manifest.get("model")
+    if model:
+        if model["id"] != policy.model:
+            raise BundleError(f"{path}: built for model {model['id']!r}, the policy now uses {policy.model!r}; {rebuild}")
+        if embedder is None:
+            now = _weights_sha256(policy.model)
+            if now != model["weights_sha256"]:
+                raise BundleError(f"{path}: stale bundle: the installed weights of {policy.model!r} changed since it "
+                                  f"was compiled (sha256 {model['weights_sha256'][:12]}..., now {now[:12]}...); "
+                                  f"{rebuild}")
+            embedder = load_backend(policy.model, model["backend"], threads or 1)
+        elif getattr(embedder, "backend", "torch") != model["backend"]:
+            raise BundleError(f"{path}: built with the {model['backend']} backend, the given embedder is "
+                              f"{getattr(embedder, 'backend', 'torch')}; {rebuild}")
+        texts = manifest["exemplars"]
+        if len(texts) != len(vecs):
+            raise BundleError(f"{path}: corrupt bundle ({len(texts)} exemplars, {len(vecs)} vectors); {rebuild}")
+        embedder = _Precomputed(embedder, dict(zip(texts, vecs)))
+    engine = Engine(policy, embedder=embedder, threads=threads, regex_engine=regex_engine, **kwargs)
+    engine.bundle = str(path)
+    return engine
