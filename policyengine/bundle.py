@@ -90,14 +90,14 @@ def _source_hashes(policy: Any) -> dict[str, str]:
 
 
 def _weights_sha256(model_id: str) -> str:
-    from .matchers.embedders import resolve_model_path
+    from .matchers.embedders import resolve_model_path, split_model_id
     from .matchers.onnx_backend import weights_digest
 
-    return weights_digest(resolve_model_path(model_id))
+    return weights_digest(resolve_model_path(split_model_id(model_id)[0]))
 
 
 def write_bundle(policy_path: str | os.PathLike[str], out: str | os.PathLike[str], *, backend: str = "torch",
-                 threads: int | None = None, regex_engine: str = "auto") -> dict[str, Any]:
+                 threads: int | None = None, regex_engine: str = "auto", embedder: Any | None = None) -> dict[str, Any]:
     """Compile `policy_path`, embed its exemplars, and write the bundle to `out`. Returns the manifest."""
     from . import __version__
     from .compiler import compile_policy
@@ -108,7 +108,7 @@ def write_bundle(policy_path: str | os.PathLike[str], out: str | os.PathLike[str
     recorder = None
     kwargs: dict[str, Any] = {"threads": threads, "regex_engine": regex_engine}
     if needed:
-        recorder = _Recorder(load_backend(policy.model, backend, threads or 1))
+        recorder = _Recorder(embedder if embedder is not None else load_backend(policy.model, backend, threads or 1))
         kwargs["embedder"] = recorder
     engine = Engine(policy, **kwargs)
     texts = sorted(recorder.seen) if recorder else []
@@ -119,7 +119,8 @@ def write_bundle(policy_path: str | os.PathLike[str], out: str | os.PathLike[str
         "format": FORMAT, "policyengine": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "policy": {"name": policy.name, "version": policy.version, "digest": policy.digest, "entry": policy.entry,
                    "entry_abspath": os.path.realpath(policy_path), "sources": _source_hashes(policy)},
-        "model": {"id": policy.model, "backend": backend, "weights_sha256": _weights_sha256(policy.model)}
+        "model": {"id": policy.model, "backend": getattr(recorder.inner, "backend", backend) if recorder else backend,
+                  "weights_sha256": _weights_sha256(policy.model) if embedder is None else "(embedder given)"}
         if needed else None,
         "concepts": {k: {"examples": len(policy.concepts[k].examples), "counter": len(policy.concepts[k].counter)}
                      for k in sorted(needed)},

@@ -19,7 +19,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -155,9 +155,13 @@ _CACHE: dict[tuple[str, int], OnnxEmbedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def load_onnx_embedder(model_id: str, threads: int = 1) -> OnnxEmbedder:
-    key = (model_id, threads)
+def load_onnx_embedder(model_id: str, threads: int = 1) -> Any:
+    """Once per process per (base model, threads); "<base>+contrastive" ids share the base model's session."""
+    from .embedders import NamedEmbedder, split_model_id
+
+    base, space = split_model_id(model_id)
+    key = (base, threads)
     with _CACHE_LOCK:
         if key not in _CACHE:
-            _CACHE[key] = OnnxEmbedder(model_id, threads=threads)
-        return _CACHE[key]
+            _CACHE[key] = OnnxEmbedder(base, threads=threads)
+        return _CACHE[key] if space is None else NamedEmbedder(_CACHE[key], model_id)
