@@ -8,7 +8,7 @@ export MKL_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast pack-test measure clean bench-server openapi serve system-deps
+.PHONY: install demo test test-fast pack-test measure clean bench-server openapi serve system-deps bench
 
 $(STAMP): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -68,3 +68,9 @@ evasion: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# Performance benchmarks (issue 4): regex stage, concept stage, end to end, cold start, peers (LLM Guard, Presidio:
+# installed into benchmarks/.peers-venv on first run), ONNX vs torch. ~25 min on 2 cores; `BENCH_ARGS=--quick` for
+# a smoke run. Results: benchmarks/results/latest.json.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)

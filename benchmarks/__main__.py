@@ -134,7 +134,7 @@ def main() -> None:
     if "backends" in only:
         from . import backends
 
-        res["backends"] = backends.run(runs=2 if q else 3, max_rows=300 if q else None)
+        res["backends"] = backends.run(runs=2 if q else 3, max_rows=300 if q else 2000)
         print("backends done", round(time.time() - t0), file=sys.stderr)
     res["seconds_total"] = round(time.time() - t0, 1)
     RESULTS.mkdir(parents=True, exist_ok=True)
