@@ -23,4 +23,5 @@ RULE_MODULES: tuple[str, ...] = (
     "missing_test",
     "suspicious_unicode",
     "bad_suppression",
+    "regex_slow_path",
 )
