@@ -233,7 +233,8 @@ def _leet(text: str) -> list[Edit]:
     edits: list[Edit] = []
     for m in tables.LEET_TOKEN.finditer(text):
         tok = m.group(0)
-        if tok.isalpha() or not any(c.isalpha() for c in tok) or tables.LEET_EXEMPT.match(tok):
+        if tok.isalpha() or not any(c.isalpha() for c in tok) or tables.LEET_EXEMPT.match(tok) \
+                or tables.is_ordinal(tok):
             continue
         n = len(tok)
         for k, c in enumerate(tok):

@@ -72,11 +72,23 @@ def confusables() -> dict[str, str]:
 LEET: dict[str, str] = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
                         "@": "a", "$": "s", "!": "i", "|": "l", "€": "e"}
 LEET_TOKEN = re.compile(r"(?:[^\W_]|[@$!|€])+")
-# numbers with units or ordinals (3rd, 10am, 4k, 5kg, 100mph) and names with version numbers (covid19, win10)
+# numbers with units (10am, 4k, 5kg, 100mph, 1990s) and names with version numbers (covid19, win2000); ordinals
+# (1st, 2nd, 3rd, 4th) are checked in code, so that "4nd" (and) is still folded
 LEET_EXEMPT = re.compile(
-    r"(?i)^(?:\d+(?:[.,]\d+)?(?:st|nd|rd|th|s|am|pm|k|m|b|x|d|p|g|h|kg|km|mg|ml|cm|mm|gb|mb|tb|kb|hz|khz|mhz|ghz"
-    r"|px|pt|v|w|kw|kwh|mph|kph|fps|yo|min|mins|sec|secs|ms|ft|in|lb|lbs|oz|yr|yrs|c|f|l|gen)"
-    r"|[^\W\d_]+\d{2,})$")
+    r"(?i)^(?:\d+(?:[.,]\d+)?(?:s|am|pm|k|m|x|kg|km|mg|ml|cm|mm|gb|mb|tb|kb|hz|khz|mhz|ghz"
+    r"|px|pt|kw|kwh|mph|kph|fps|yo|min|mins|sec|secs|ms|ft|lb|lbs|oz|yr|yrs|gen)"
+    r"|[^\W\d_]{4,}\d{2,})$")
+_ORDINAL = re.compile(r"(?i)^(\d*?)(\d)(st|nd|rd|th)$")
+
+
+def is_ordinal(token: str) -> bool:
+    m = _ORDINAL.match(token)
+    if not m:
+        return False
+    tens = m.group(1)[-1:] == "1"
+    want = "th" if tens or m.group(2) not in "123" else {"1": "st", "2": "nd", "3": "rd"}[m.group(2)]
+    return m.group(3).lower() == want
+
 
 # ---- letter spacing -----------------------------------------------------------------------------------------
 _C = r"(?:[^\W_]|[@$])"
@@ -120,4 +132,4 @@ def decode_payload(token: str) -> str | None:
     wordy = sum(c.isalpha() or c.isspace() for c in text)
     if wordy < 0.7 * len(text) or not any(c.isalpha() for c in text):
         return None
-    return f" {text} "
+    return f"\n{text}\n"  # its own line: concepts see the payload as a chunk of its own
