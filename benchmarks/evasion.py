@@ -38,7 +38,7 @@ COMBOS = [("leet", "homoglyph"), ("zero_width", "case"), ("leet", "letter_spacin
           ("fullwidth", "soft_hyphen"), ("homoglyph", "zero_width", "leet"), ("diacritics", "bidi_controls", "case")]
 # unsafe rows per file (None: all) and safe rows per file, for the full and the quick run
 FULL = {"jbb_behaviors": (None, None), "harmbench_val": (None, 0), "giskard_injections": (None, 0),
-        "hatecheck": (300, 300), "presidio_pii": (200, 0), "coconot_contrast": (0, None), "notinject": (0, None)}
+        "hatecheck": (150, 150), "presidio_pii": (100, 0), "coconot_contrast": (0, None), "notinject": (0, None)}
 QUICK = {"jbb_behaviors": (40, 40), "harmbench_val": (30, 0), "giskard_injections": (20, 0), "hatecheck": (40, 40),
          "presidio_pii": (20, 0), "coconot_contrast": (0, 60), "notinject": (0, 60)}
 
