@@ -109,6 +109,7 @@ class SubjectView:
     #: the policy's multi-pattern prefilter (policyengine/matchers/multiregex.py); None = run every pattern
     scanner: Any = None
     _candidates: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict)
+    _space: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
 
     def may_match(self, pat: Any) -> bool:
         """False only when `pat` can match neither this text nor (for a block with a pipeline) its normalised text:
@@ -161,6 +162,14 @@ class SubjectView:
         """The rows of `chunks` (and of the embeddings) that belong to `pipeline`."""
         self.chunks
         return self._rows.get(pipeline, (0, len(self.chunks)))
+
+    def space_vecs(self, lo: int, hi: int, index: Any) -> np.ndarray:
+        """Rows lo:hi of the embeddings mapped into the concept index's space, once per view (not per concept)."""
+        key = (lo, hi)
+        got = self._space.get(key)
+        if got is None:
+            got = self._space[key] = index.to_space(self.embeddings()[lo:hi])
+        return got
 
     def embeddings(self) -> np.ndarray:
         if self.vecs is None:
@@ -328,8 +337,8 @@ class Evaluator:
             view.concept_cache[concept] = (False, None)
             return False, None
         try:
-            vecs = view.embeddings()[lo:hi]
-            sc = self.index.score(concept, vecs)  # type: ignore[union-attr]
+            vecs = view.space_vecs(lo, hi, self.index)
+            sc = self.index.score(concept, vecs, mapped=True)  # type: ignore[union-attr]
         except Exception as e:  # noqa: BLE001 - a model/index failure must be reported, never a silent allow
             raise _SimilarityFailure(f"concept '{concept}' could not be evaluated: {type(e).__name__}: {e}") from e
         ok_mask = (sc.ex_score >= spec.threshold) & (sc.ex_score > sc.ctr_score + spec.margin)

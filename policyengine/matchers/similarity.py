@@ -74,9 +74,15 @@ class ConceptIndex:
 
         return apply_map(self.space_map, vecs)
 
-    def score(self, concept: str, chunk_vecs: np.ndarray) -> ConceptScores:
+    def to_space(self, vecs: np.ndarray) -> np.ndarray:
+        """Chunk embeddings in the space the indexes live in (identity unless the model is "+contrastive"); map
+        once per text and pass `mapped=True` to score(), instead of mapping again for every concept."""
+        return self._to_space(vecs)
+
+    def score(self, concept: str, chunk_vecs: np.ndarray, mapped: bool = False) -> ConceptScores:
         ex, ctr = self._indexes[concept]
-        chunk_vecs = self._to_space(chunk_vecs)
+        if not mapped:
+            chunk_vecs = self._to_space(chunk_vecs)
         n = chunk_vecs.shape[0]
         if n == 0:
             empty = np.zeros(0, dtype=np.float32)
