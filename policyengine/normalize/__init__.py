@@ -231,11 +231,13 @@ def _spacing(text: str) -> list[Edit]:
 
 def _leet(text: str) -> list[Edit]:
     edits: list[Edit] = []
+    emails = [e.span() for e in tables.EMAIL.finditer(text)] if "@" in text else []
     for m in tables.LEET_TOKEN.finditer(text):
         tok = m.group(0)
         if tok.isalpha() or not any(c.isalpha() for c in tok) or tables.LEET_EXEMPT.match(tok) \
-                or tables.is_ordinal(tok):
-            continue
+                or tables.is_ordinal(tok) or (len(tok) >= 10 and tables.CODE_DIGITS.search(tok)) \
+                or any(a < m.end() and m.start() < b for a, b in emails):
+            continue  # words only: not codes (IBANs, IDs: long, 3+ digits in a row) nor e-mail addresses
         n = len(tok)
         for k, c in enumerate(tok):
             repl = tables.LEET.get(c)

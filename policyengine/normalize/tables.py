@@ -78,6 +78,8 @@ LEET_EXEMPT = re.compile(
     r"(?i)^(?:\d+(?:[.,]\d+)?(?:s|am|pm|k|m|x|kg|km|mg|ml|cm|mm|gb|mb|tb|kb|hz|khz|mhz|ghz"
     r"|px|pt|kw|kwh|mph|kph|fps|yo|min|mins|sec|secs|ms|ft|lb|lbs|oz|yr|yrs|gen)"
     r"|[^\W\d_]{4,}\d{2,})$")
+CODE_DIGITS = re.compile(r"\d{3}")
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]*\w")
 _ORDINAL = re.compile(r"(?i)^(\d*?)(\d)(st|nd|rd|th)$")
 
 
@@ -129,7 +131,8 @@ def decode_payload(token: str) -> str | None:
         return None
     if len(text) < 4 or not all(c.isprintable() or c in "\n\t\r" for c in text):
         return None
-    wordy = sum(c.isalpha() or c.isspace() for c in text)
-    if wordy < 0.7 * len(text) or not any(c.isalpha() for c in text):
+    # every byte printable already makes random binary very unlikely (12 random bytes: < 1e-5); also ask for words
+    wordy = sum(c.isalnum() or c.isspace() for c in text)
+    if wordy < 0.6 * len(text) or sum(c.isalpha() for c in text) < 2:
         return None
     return f"\n{text}\n"  # its own line: concepts see the payload as a chunk of its own

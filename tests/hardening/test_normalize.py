@@ -44,11 +44,11 @@ def test_each_transform_undoes_its_evasion(text, expected, transforms):
 @pytest.mark.parametrize("text", [
     "How do I kill a Python process?", "The 3rd of May at 10am, 5kg, covid19, windows2000.", "e.g. a test", "I am a user.",
     "Email me at john@example.com!", "Wow!!! Great.", "a, b and c", "4111 1111 1111 1111", "",
+    "IBAN GB78FDMR12277801695645, order A1B2C3D4E5F6789", "my id is ab123456789",
 ])
 def test_ordinary_text_is_left_alone_except_case(text):
     nt = normalize(text, tuple(t for t in ALL if t != "casefold"))
-    allowed_changes = {"Email me at john@example.com!": "Email me at johnaexample.com!"}  # leet: '@' inside a word
-    assert nt.text == allowed_changes.get(text, text)
+    assert nt.text == text
 
 
 def test_pipeline_order_is_canonical_whatever_the_policy_lists():
