@@ -379,7 +379,10 @@ class Evaluator:
                 if stop in vals:
                     return stop
                 return None if None in vals else not stop
-            return self._eval(e, views, ctx)[0]
+            try:
+                return self._eval(e, views, ctx)[0]
+            except RegexGuardError:  # unknown here; evaluate() reports it and on_error decides
+                return None
 
         return any(tri(rule.when) is None for rule in self.policy.rules)
 
