@@ -63,7 +63,8 @@ def test_exit_codes_and_formats(tmp_path: Path, capsys: pytest.CaptureFixture, m
     assert main(["lint", "--no-semantic", "--format", "sarif", "-o", str(tmp_path / "r.sarif"), "sample.policy"]) == 1
     assert json.loads((tmp_path / "r.sarif").read_text())["version"] == "2.1.0"
     clean = tmp_path / "clean.policy"
-    clean.write_text('pattern p = /\\bfoo\\b/\nrule r { when input matches p block "No foo." }\n'
+    clean.write_text('policy c { normalize [nfkc, casefold, invisible, confusables, leet, spacing] }\n'
+                     'pattern p = /\\bfoo\\b/\nrule r { when input matches p block "No foo." }\n'
                      'test "foo" { input "foo" expect block by r }\n', encoding="utf-8")
     assert main(["lint", "--no-semantic", "--format", "json", str(clean)]) == 0
     assert json.loads(capsys.readouterr().out)["findings"] == []

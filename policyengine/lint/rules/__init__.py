@@ -24,4 +24,5 @@ RULE_MODULES: tuple[str, ...] = (
     "suspicious_unicode",
     "bad_suppression",
     "regex_slow_path",
+    "evadable_pattern",
 )
