@@ -171,15 +171,8 @@ def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def _complement(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out, pos = [], 0
-    for a, b in _merge(ranges):
-        if a > pos:
-            out.append((pos, a - 1))
-        pos = b + 1
-    if pos <= MAX_UNICODE:
-        out.append((pos, MAX_UNICODE))
     # Hyperscan's UTF-8 mode has no surrogates; Python texts with surrogates never reach it.
-    return [r for r in _split_surrogates(out)]
+    return list(_split_surrogates(_complement_all(ranges)))
 
 
 def _subtract(ranges: list[tuple[int, int]], remove: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
