@@ -174,15 +174,14 @@ class Engine:
             return out
         for subject, view in views.items():
             per: dict[str, ConceptScore] = {}
-            vecs = view.embeddings() if view.chunks else None
             for concept in sorted(self._index.concepts):
-                if vecs is None:
+                chunks, sc = self._evaluator.concept_scores(concept, view)
+                if sc is None:
                     per[concept] = ConceptScore(float("-inf"), None, None, False)
                     continue
-                sc = self._index.score(concept, vecs)
                 clears = sc.ex_score > sc.ctr_score + self.policy.concepts[concept].margin
                 i = int(np.argmax(np.where(clears, sc.ex_score, -np.inf)) if clears.any() else np.argmax(sc.ex_score))
-                c = view.chunks[i]
+                c = chunks[i]
                 per[concept] = ConceptScore(float(sc.ex_score[i]),
                                             float(sc.ctr_score[i]) if sc.ctr_index[i] >= 0 else None,
                                             (c.start, c.end), bool(clears[i]))
@@ -244,10 +243,4 @@ class Engine:
         return [TestResult(r.case.name, r.case.file, r.case.line, r.passed, r.case.expect, r.case.by, r.decision)
                 for r in evaluate_cases(self, policy_cases(self.policy.tests))]
 
-
-def _nest(flat: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in flat.items():
-        out[k] = v
-    return out
 

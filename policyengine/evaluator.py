@@ -327,20 +327,26 @@ class Evaluator:
             return [_RawMatch(sp) for sp in _take(pat.finditer(view.text), limit)]
         return list(find_mapped(pat.finditer, view.normalized(pat.normalize), pat.finditer_normalized, limit))
 
+    def concept_scores(self, concept: str, view: SubjectView) -> tuple[list[Chunk], Any]:
+        """The chunks `concept` is compared on (those of its normalisation pipeline) and their ConceptScores
+        (None when the text has no chunk). The one place that decides what a concept is scored on."""
+        lo, hi = view.chunk_rows(self.policy.concepts[concept].normalize)
+        chunks = view.chunks[lo:hi]
+        if not chunks:
+            return chunks, None
+        return chunks, self.index.score(concept, view.space_vecs(lo, hi, self.index), mapped=True)  # type: ignore
+
     def _similar(self, concept: str, view: SubjectView) -> tuple[bool, SimilarityEvidence | None]:
         if concept in view.concept_cache:
             return view.concept_cache[concept]
         spec = self.policy.concepts[concept]
-        lo, hi = view.chunk_rows(spec.normalize)
-        chunks = view.chunks[lo:hi]
-        if not chunks:
-            view.concept_cache[concept] = (False, None)
-            return False, None
         try:
-            vecs = view.space_vecs(lo, hi, self.index)
-            sc = self.index.score(concept, vecs, mapped=True)  # type: ignore[union-attr]
+            chunks, sc = self.concept_scores(concept, view)
         except Exception as e:  # noqa: BLE001 - a model/index failure must be reported, never a silent allow
             raise _SimilarityFailure(f"concept '{concept}' could not be evaluated: {type(e).__name__}: {e}") from e
+        if sc is None:
+            view.concept_cache[concept] = (False, None)
+            return False, None
         ok_mask = (sc.ex_score >= spec.threshold) & (sc.ex_score > sc.ctr_score + spec.margin)
         if ok_mask.any():
             i = int(np.argmax(np.where(ok_mask, sc.ex_score, -np.inf)))

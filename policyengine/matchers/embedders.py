@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -104,7 +104,7 @@ class SentenceTransformerEmbedder:
         return int(get())
 
 
-_CACHE: dict[tuple[str, int], SentenceTransformerEmbedder] = {}
+_CACHE: dict[tuple[str, str, int], Embedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -121,11 +121,17 @@ class NamedEmbedder:
         return getattr(self.base, name)
 
 
-def load_embedder(model_id: str, threads: int = 1) -> Embedder:
-    """Load a model once per process and share it between engines (weights are read-only)."""
+def shared_embedder(backend: str, model_id: str, threads: int, factory: Callable[[str, int], Embedder]) -> Embedder:
+    """One embedder per process per (backend, base model, threads), shared between engines (weights are read-only);
+    "<base>+contrastive" ids get the base model's embedder under their own id."""
     base_id, space = split_model_id(model_id)
-    key = (base_id, threads)
+    key = (backend, base_id, threads)
     with _CACHE_LOCK:
         if key not in _CACHE:
-            _CACHE[key] = SentenceTransformerEmbedder(base_id, threads=threads)
+            _CACHE[key] = factory(base_id, threads)
         return _CACHE[key] if space is None else NamedEmbedder(_CACHE[key], model_id)
+
+
+def load_embedder(model_id: str, threads: int = 1) -> Embedder:
+    """Load a sentence-transformers model once per process and share it between engines."""
+    return shared_embedder("torch", model_id, threads, lambda base, t: SentenceTransformerEmbedder(base, threads=t))

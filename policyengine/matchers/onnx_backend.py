@@ -151,17 +151,8 @@ class OnnxEmbedder:
         return np.ascontiguousarray(np.concatenate(out))
 
 
-_CACHE: dict[tuple[str, int], OnnxEmbedder] = {}
-_CACHE_LOCK = threading.Lock()
-
-
 def load_onnx_embedder(model_id: str, threads: int = 1) -> Any:
     """Once per process per (base model, threads); "<base>+contrastive" ids share the base model's session."""
-    from .embedders import NamedEmbedder, split_model_id
+    from .embedders import shared_embedder
 
-    base, space = split_model_id(model_id)
-    key = (base, threads)
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = OnnxEmbedder(base, threads=threads)
-        return _CACHE[key] if space is None else NamedEmbedder(_CACHE[key], model_id)
+    return shared_embedder("onnx", model_id, threads, lambda base, t: OnnxEmbedder(base, threads=t))
