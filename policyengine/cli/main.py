@@ -87,20 +87,11 @@ def _engine(path: str, threads: int | None = None) -> Any:
 
 def _items_from_jsonl(name: str, stream: Any) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     """Yield (line number, item or None, error or None) for every non-blank line."""
-    for lineno, raw in enumerate(stream, 1):
-        if isinstance(raw, bytes):
-            try:
-                raw = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                yield lineno, None, f"{name}:{lineno}:{e.start + 1}: error: line is not UTF-8 ({e.reason})"
-                continue
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw.rstrip("\r\n"))  # so an error at the end points into the line
-        except json.JSONDecodeError as e:
-            yield lineno, None, _caret_json(f"{name}:{lineno}", raw.rstrip("\n"), e).replace(
-                f"{name}:{lineno}:1:", f"{name}:{lineno}:", 1)
+    from ..jsonl import read_lines
+
+    for lineno, _, obj, error in read_lines(name, stream):
+        if error is not None:
+            yield lineno, None, error
             continue
         if not isinstance(obj, dict) or not isinstance(obj.get("text", obj.get("input")), str):
             yield lineno, None, f"{name}:{lineno}:1: error: each line must be an object with a string \"text\""

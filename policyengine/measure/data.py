@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..jsonl import caret, read_lines
+
 LABELS = ("safe", "unsafe")
 MAX_REPORTED_ERRORS = 20
 
@@ -36,11 +38,6 @@ class Row:
         return {"input": self.text, "context": self.context}
 
 
-def _caret(where: str, line: str, col: int, msg: str) -> str:
-    shown = "".join(c if c.isprintable() else " " for c in line.rstrip("\n"))[:200]
-    return f"{where}:{col}: error: {msg}\n  | {shown}\n  | {' ' * max(0, min(col - 1, len(shown)))}^"
-
-
 def _col_of_key(raw: str, key: str) -> int:
     i = raw.find(f'"{key}"')
     return i + 1 if i >= 0 else 1
@@ -64,39 +61,30 @@ def load_rows(path: str | Path) -> list[Row]:
     rows: list[Row] = []
     errors: list[str] = []
     seen_ids: dict[str, int] = {}
-    for lineno, raw_b in enumerate(data.split(b"\n"), 1):
+    for lineno, raw, obj, error in read_lines(name, data.split(b"\n")):
         where = f"{name}:{lineno}"
-        try:
-            raw = raw_b.decode("utf-8")
-        except UnicodeDecodeError as e:
-            errors.append(f"{where}:{e.start + 1}: error: line is not UTF-8 ({e.reason})")
-            continue
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as e:
-            errors.append(_caret(where, raw, e.colno, f"invalid JSON: {e.msg}"))
+        if error is not None:
+            errors.append(error)
             continue
         if not isinstance(obj, dict):
-            errors.append(_caret(where, raw, 1, "each line must be a JSON object"))
+            errors.append(caret(where, raw, 1, "each line must be a JSON object"))
             continue
         text, label = obj.get("text"), obj.get("label")
         if not isinstance(text, str):
-            errors.append(_caret(where, raw, _col_of_key(raw, "text"), 'needs a string "text"'))
+            errors.append(caret(where, raw, _col_of_key(raw, "text"), 'needs a string "text"'))
             continue
         if label not in LABELS:
-            errors.append(_caret(where, raw, _col_of_key(raw, "label"),
+            errors.append(caret(where, raw, _col_of_key(raw, "label"),
                                  f'"label" must be "safe" or "unsafe", got {json.dumps(label)}'))
             continue
         ctx = obj.get("context")
         if ctx is not None and not isinstance(ctx, dict):
-            errors.append(_caret(where, raw, _col_of_key(raw, "context"), '"context" must be an object'))
+            errors.append(caret(where, raw, _col_of_key(raw, "context"), '"context" must be an object'))
             continue
         cat = obj.get("category")
         rid = str(obj["id"]) if obj.get("id") is not None else f"{Path(name).stem}:{lineno}"
         if rid in seen_ids:
-            errors.append(_caret(where, raw, _col_of_key(raw, "id"),
+            errors.append(caret(where, raw, _col_of_key(raw, "id"),
                                  f"duplicate id {rid!r} (first on line {seen_ids[rid]})"))
             continue
         seen_ids[rid] = lineno
