@@ -7,6 +7,9 @@ A bundle is a zip file:
                   rows in the order of manifest["exemplars"]; the FAISS inner-product indexes are rebuilt from them
                   at load (IndexFlatIP.add of a few thousand rows: ~1 ms, less than reading a serialised index)
   regex/N.hs      serialised Hyperscan databases (rebuilt instead when this CPU cannot load them)
+  intent/map.npy  float32 [d, d] contrastive intent map when the model is "<base>+contrastive" (docs/intent.md),
+                  stamped in manifest["intent"] with its training digest; used at load only when the digest
+                  recomputed from the policy still matches, so a bundle never needs the training run or its cache
 
 `Engine.from_bundle(path)` compiles the policy from its files (the digest must equal the bundle's), checks the
 installed model weights against the recorded sha256, and builds the engine without embedding any exemplar.
@@ -129,6 +132,11 @@ def write_bundle(policy_path: str | os.PathLike[str], out: str | os.PathLike[str
                   "fallbacks": [[f.name, f.reason] for f in scanner.fallbacks] if scanner else [],
                   "databases": [{k: v for k, v in st.items() if k != "db"} for st in regex_states]},
     }
+    index = engine._index
+    space = index.space_map if index is not None else None
+    if space is not None:  # the contrastive intent map is an artifact of compilation: ship it with the bundle
+        manifest["intent"] = {"digest": index.space_info["digest"], "config": index.space_info["config"],
+                              "trained_seconds": index.space_info["seconds"]}
     buf = io.BytesIO()
     np.save(buf, vecs, allow_pickle=False)
     tmp = Path(str(out) + ".tmp")
@@ -137,6 +145,10 @@ def write_bundle(policy_path: str | os.PathLike[str], out: str | os.PathLike[str
         z.writestr("exemplars.npy", buf.getvalue())
         for i, st in enumerate(regex_states):
             z.writestr(f"regex/{i}.hs", st["db"])
+        if space is not None:
+            mbuf = io.BytesIO()
+            np.save(mbuf, space, allow_pickle=False)
+            z.writestr("intent/map.npy", mbuf.getvalue())
     os.replace(tmp, out)
     return manifest
 
@@ -178,6 +190,14 @@ def load_engine(path: str | os.PathLike[str], *, policy_path: str | os.PathLike[
         vecs = np.load(io.BytesIO(z.read("exemplars.npy")), allow_pickle=False)
         db_names = sorted(n for n in z.namelist() if n.startswith("regex/"))
         blobs = [z.read(n) for n in db_names]
+        space = (np.load(io.BytesIO(z.read("intent/map.npy")), allow_pickle=False)
+                 if manifest.get("intent") and "intent/map.npy" in z.namelist() else None)
+    if space is not None:
+        from .intent import contrastive
+
+        # used only if the policy's training digest is unchanged; otherwise the map is trained (or read from
+        # the cache) as for any policy
+        contrastive.preload(manifest["intent"]["digest"], space)
     regex_engine = kwargs.pop("regex_engine", manifest["regex"]["requested"])
     if blobs and regex_engine != "re":
         states = [{**meta, "db": blob} for meta, blob in zip(manifest["regex"]["databases"], blobs)]

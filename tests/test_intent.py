@@ -121,3 +121,26 @@ def test_model_suffix_parsing():
     assert split_model_id(BASE + "+contrastive") == (BASE, "contrastive")
     assert split_model_id(BASE) == (BASE, None)
     assert split_model_id("org/model+other") == ("org/model+other", None)
+
+
+def test_bundle_ships_the_map_so_loading_needs_no_training_or_cache(engines, tmp_path, monkeypatch):
+    """`policyengine compile` is the training step: the bundle carries the map, stamped with its digest."""
+    from policyengine import Engine
+    from policyengine.bundle import write_bundle
+    from policyengine.intent import contrastive as ic
+
+    _, contrastive = engines
+    src = tmp_path / "t.policy"
+    src.write_text(POLICY % (BASE + "+contrastive"), encoding="utf-8")
+    m = write_bundle(src, tmp_path / "t.pebundle")
+    assert m["intent"]["digest"] == contrastive._index.space_info["digest"]
+    empty = tmp_path / "empty-cache"
+    monkeypatch.setenv("POLICYENGINE_CACHE", str(empty))  # no cached map anywhere
+    monkeypatch.setattr(ic, "_PRELOADED", {})
+    monkeypatch.setattr(ic, "train_map", lambda *a, **k: pytest.fail("the bundle's map should have been used"))
+    eng = Engine.from_bundle(tmp_path / "t.pebundle")
+    assert eng._index.space_info["cached"] is True
+    assert np.array_equal(eng._index.space_map, contrastive._index.space_map)
+    assert not empty.exists() or not list(empty.rglob("*.npz"))
+    assert eng.evaluate(input=LOOKALIKES[0]).action == "allow"
+    assert eng.evaluate(input=HARMFUL).action == "block"

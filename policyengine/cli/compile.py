@@ -48,6 +48,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
           + (f"{len(m['exemplars'])} exemplar embeddings from {model['id']} [{model['backend']}], "
              if model else "no concepts, ")
           + f"regex engine {m['regex']['engine']} ({took:.1f}s)")
+    if m.get("intent"):
+        print(f"  intent map: {m['intent']['digest'][:19]} (trained or loaded from the cache in "
+              f"{m['intent']['trained_seconds']:.1f}s), shipped in the bundle")
     for name, reason in m["regex"]["fallbacks"]:
         print(f"  note: pattern '{name}' runs on re, not in the one-pass engine: {reason}")
     return 0

@@ -121,9 +121,21 @@ def cache_dir() -> Path:
     return base / "intent"
 
 
+#: maps handed over by a bundle (policyengine compile), by training digest: used before the disk cache
+_PRELOADED: dict[str, np.ndarray] = {}
+
+
+def preload(digest: str, W: np.ndarray) -> None:
+    """Make a map trained elsewhere (a bundle) available for `digest`; a policy whose pairs changed has another
+    digest and is trained as usual."""
+    _PRELOADED[digest] = np.ascontiguousarray(W, dtype=np.float32)
+
+
 def load_or_train(digest: str, concepts: Mapping[str, tuple[np.ndarray, np.ndarray]], background: np.ndarray,
                   config: TrainConfig = TrainConfig()) -> tuple[np.ndarray, bool]:
     """The trained map for `digest`, from the cache or trained now (and cached). Returns (W, from_cache)."""
+    if digest in _PRELOADED:
+        return _PRELOADED[digest], True
     path = cache_dir() / (digest.split(":")[-1][:32] + ".npz")
     if path.exists():
         try:
