@@ -150,8 +150,8 @@ def main(argv=None) -> int:
     orig_score = index.score
 
     def make_score(kind: str, m: float, delta: float):
-        def score(concept, vecs):
-            sc = orig_score(concept, vecs)
+        def score(concept, vecs, mapped=False):
+            sc = orig_score(concept, vecs, mapped=mapped)  # base-model space here: mapping is the identity
             spec = policy.concepts[concept]
             if kind == "plain":
                 return sc
@@ -199,7 +199,11 @@ def main(argv=None) -> int:
                         veto = BENIGN_FRAME.search(t) and not HARMFUL_CUE.search(t)
                         blocked.append(d.action == "block" and not (sim_only and veto))
                 else:
-                    blocked = [d.action == "block" for d in engine.evaluate_many(texts)]
+                    ds = engine.evaluate_many(texts)
+                    blocked = [d.action == "block" for d in ds]
+                failed = [d.errors[0] for d in ds if d.errors]
+                if failed:  # on_error would turn these into blocks: a broken approach must not look like catch
+                    raise SystemExit(f"{kind}: {len(failed)} evaluation errors, first: {failed[0]}")
                 safe = [b for r, b in zip(rows, blocked) if r["label"] == "safe"]
                 unsafe = [b for r, b in zip(rows, blocked) if r["label"] == "unsafe"]
                 out[f, split] = (sum(safe), len(safe), sum(unsafe), len(unsafe))

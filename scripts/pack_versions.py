@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                 ds = engine.evaluate_many([{"input": r["text"]} for r in rows])
                 spent += time.perf_counter() - t0
                 n_msgs += len(rows)
+                failed = [d.errors[0] for d in ds if d.errors]
+                if failed:  # on_error=block would count them as catches
+                    raise SystemExit(f"{label}: {len(failed)} evaluation errors on {f}, first: {failed[0]}")
                 safe = [d.action == "block" for r, d in zip(rows, ds) if r["label"] == "safe"]
                 unsafe = [d.action == "block" for r, d in zip(rows, ds) if r["label"] == "unsafe"]
                 lines.append(f"| {label} | {policy.model} | {f} | {s} | {cell(sum(safe), len(safe))} | "
