@@ -201,7 +201,7 @@ def main(argv=None) -> int:
     from policyengine.compiler import compile_policy
     from policyengine.intent import contrastive as ic
     from policyengine.matchers.embedders import resolve_model_path, split_model_id
-    from policyengine.matchers.similarity import ConceptIndex, ConceptScores
+    from policyengine.matchers.similarity import ConceptScores
 
     policy = compile_policy(args.policy)
     base_id = split_model_id(policy.model)[0]
@@ -221,22 +221,9 @@ def main(argv=None) -> int:
     if not args.no_compare:
         tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"intent_finetune_compare_{os.getpid()}.md"
         buf = io.StringIO()
-        # intent_compare replaces `index.score` with functions of (concept, vecs); since the evaluator calls
-        # index.score(concept, vecs, mapped=True) (commit b1cf584) every such call raised and every row was
-        # blocked by on_error. Accept and drop `mapped` for the run: intent_compare uses the base model's id, so
-        # the index has no space map and `mapped` changes nothing there.
-        def _setattr(self, name, value):
-            if name == "score" and not hasattr(value, "__self__"):
-                assert self.space_map is None
-                value = (lambda f: lambda concept, vecs, mapped=False: f(concept, vecs))(value)
-            object.__setattr__(self, name, value)
-        ConceptIndex.__setattr__ = _setattr
-        try:
-            with redirect_stdout(buf):
-                icmp.main(["--policy", args.policy, "--data-dir", args.data_dir, "--approaches", "plain,space",
-                           "--markdown", str(tmp)])
-        finally:
-            del ConceptIndex.__setattr__
+        with redirect_stdout(buf):
+            icmp.main(["--policy", args.policy, "--data-dir", args.data_dir, "--approaches", "plain,space",
+                       "--markdown", str(tmp)])
         compare_md = tmp.read_text()
         tmp.unlink()
         for line in buf.getvalue().splitlines():
