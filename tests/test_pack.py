@@ -77,3 +77,14 @@ def test_intent_cues_decide_lookalikes_and_explain_why(engine):
     assert purpose.action == "block", purpose.explain()
     quoted = engine.evaluate(input="A man shouted 'immigrants are parasites' at my neighbour, so I reported it to the police.")
     assert quoted.action == "allow", quoted.explain()
+
+
+def test_lookalike_case_file_passes(capsys):
+    """policies/default.cases.yaml: the look-alike suite (issue 8) runs with the pack's own tests; known gaps are
+    `todo` and never fail, a fixed gap is reported as FIXED."""
+    from policyengine.cli.main import main
+
+    assert main(["test", str(ENTRY)]) == 0
+    out = capsys.readouterr().out
+    assert "default.cases.yaml" in out and " 0 failed" in out
+    assert "TODO" in out  # the known gaps are still listed, not hidden
