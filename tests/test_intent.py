@@ -144,3 +144,28 @@ def test_bundle_ships_the_map_so_loading_needs_no_training_or_cache(engines, tmp
     assert not empty.exists() or not list(empty.rglob("*.npz"))
     assert eng.evaluate(input=LOOKALIKES[0]).action == "allow"
     assert eng.evaluate(input=HARMFUL).action == "block"
+
+
+def test_cli_check_and_explain_take_a_bundle(engines, tmp_path, monkeypatch, capsys):
+    import json
+
+    from policyengine.bundle import write_bundle
+    from policyengine.cli.main import main
+    from policyengine.intent import contrastive as ic
+
+    src = tmp_path / "t.policy"
+    src.write_text(POLICY % (BASE + "+contrastive"), encoding="utf-8")
+    write_bundle(src, tmp_path / "t.pebundle")
+    monkeypatch.setenv("POLICYENGINE_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(ic, "_PRELOADED", {})
+    monkeypatch.setattr(ic, "train_map", lambda *a, **k: pytest.fail("the bundle's map should have been used"))
+    assert main(["check", str(tmp_path / "t.pebundle"), HARMFUL, LOOKALIKES[0], "--format", "json"]) == 0
+    actions = [json.loads(line)["action"] for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert actions == ["block", "allow"]
+    assert main(["explain", str(tmp_path / "t.pebundle"), HARMFUL]) == 0
+    assert "no_weapons" in capsys.readouterr().out
+    # a bundle whose policy changed is refused with a message, not a traceback
+    src.write_text((POLICY % (BASE + "+contrastive")).replace("threshold 0.45", "threshold 0.5"), encoding="utf-8")
+    assert main(["check", str(tmp_path / "t.pebundle"), HARMFUL]) == 2
+    err = capsys.readouterr().err
+    assert "stale bundle" in err and "Traceback" not in err

@@ -1,5 +1,6 @@
 """`policyengine compile POLICY -o FILE`: precompute a policy's exemplar embeddings and regex database into a bundle
-that `Engine.from_bundle` / `check --bundle` load without re-embedding. Also reports which patterns could not join
+that `Engine.from_bundle`, `policyengine check BUNDLE` and `policyengine explain BUNDLE` load without re-embedding
+or retraining the intent map. Also reports which patterns could not join
 the one-pass regex engine and run on `re` instead."""
 
 from __future__ import annotations

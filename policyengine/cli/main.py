@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     c = sub.add_parser("check", help="decide on messages: TEXT arguments, --input FILE.jsonl, or stdin lines")
-    c.add_argument("policy")
+    c.add_argument("policy", help="a .policy file, or a bundle from `policyengine compile`")
     c.add_argument("text", nargs="*", help="messages to check (one decision each)")
     c.add_argument("--input", dest="input_file", metavar="FILE.jsonl",
                    help="one JSON object per line: {\"text\", optional \"id\", \"context\", \"output\"}; '-' = stdin")
@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--threads", type=int, default=None, help="torch/FAISS threads (default 1 or $POLICYENGINE_THREADS)")
 
     e = sub.add_parser("explain", help="explain the decision on one message in full")
-    e.add_argument("policy")
+    e.add_argument("policy", help="a .policy file, or a bundle from `policyengine compile`")
     e.add_argument("text")
     e.add_argument("--context", metavar="JSON")
     e.add_argument("--format", choices=["text", "json"], default="text")
@@ -80,9 +80,26 @@ def _caret_json(where: str, raw: str, e: json.JSONDecodeError) -> str:
 
 
 def _engine(path: str, threads: int | None = None) -> Any:
+    """A `.policy` file, or a bundle written by `policyengine compile` (a zip file: its exemplar embeddings, regex
+    database and intent map are used, nothing is embedded or trained again)."""
     from ..engine import Engine
 
+    if _is_bundle(path):
+        from ..bundle import BundleError
+
+        try:
+            return Engine.from_bundle(path, threads=threads)
+        except BundleError as e:
+            raise UsageError(f"error: {e}") from None
     return Engine.from_path(path, threads=threads)
+
+
+def _is_bundle(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
 
 
 def _items_from_jsonl(name: str, stream: Any) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
