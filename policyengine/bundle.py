@@ -153,6 +153,15 @@ def write_bundle(policy_path: str | os.PathLike[str], out: str | os.PathLike[str
     return manifest
 
 
+def is_bundle(path: str | os.PathLike[str]) -> bool:
+    """True for a file that starts like a zip archive (what `policyengine compile` writes); False otherwise."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         with zipfile.ZipFile(path) as z:

@@ -84,7 +84,9 @@ def _engine(path: str, threads: int | None = None) -> Any:
     database and intent map are used, nothing is embedded or trained again)."""
     from ..engine import Engine
 
-    if _is_bundle(path):
+    from ..bundle import is_bundle
+
+    if is_bundle(path):
         from ..bundle import BundleError
 
         try:
@@ -92,14 +94,6 @@ def _engine(path: str, threads: int | None = None) -> Any:
         except BundleError as e:
             raise UsageError(f"error: {e}") from None
     return Engine.from_path(path, threads=threads)
-
-
-def _is_bundle(path: str) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"PK\x03\x04"
-    except OSError:
-        return False
 
 
 def _items_from_jsonl(name: str, stream: Any) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:

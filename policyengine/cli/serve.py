@@ -15,7 +15,9 @@ def register(sub: Any) -> dict[str, Any]:
                        description="Serve a policy over HTTP. Reloads the policy on SIGHUP or when a file in its "
                                    "folder changes; a policy that does not compile is rejected and the old one "
                                    "keeps serving.")
-    s.add_argument("policy", metavar="POLICY_OR_DIR", help="a .policy file, or a folder with default.policy")
+    s.add_argument("policy", metavar="POLICY_OR_DIR",
+                   help="a .policy file, a folder with default.policy, or a bundle from `policyengine compile` "
+                        "(no re-embedding or intent-map training at start or reload; deploy by replacing the bundle)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = any free port)")
     s.add_argument("--workers", type=int, default=1, help="worker processes (spawned; each loads the model once)")
@@ -75,7 +77,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         entry, watch = resolve_policy_path(args.policy)
     except ConfigError as e:
         raise UsageError(f"serve: error: {e}") from None
-    compile_policy(entry)  # fail fast, with every diagnostic, before binding a port (PolicyError -> exit 2)
+    from ..bundle import BundleError, is_bundle, read_manifest
+
+    if is_bundle(entry):  # a bundle from `policyengine compile`: check it is usable before binding a port
+        try:
+            manifest = read_manifest(entry)
+            compile_policy(manifest["policy"]["entry_abspath"])
+        except BundleError as e:
+            raise UsageError(f"serve: error: {e}") from None
+    else:
+        compile_policy(entry)  # fail fast, with every diagnostic, before binding a port (PolicyError -> exit 2)
     keys = _keys(args)
     if args.no_auth:
         keys = ()

@@ -41,12 +41,17 @@ class PolicyHolder:
         self.engine: Engine | None = None
         self.last_error: str | None = None
         self.generation = 0
+        self._bundle_stamp: tuple[str, str] | None = None  # (policy digest, created) of the bundle in service
 
     @property
     def ready(self) -> bool:
         return self.engine is not None
 
     def _build(self) -> Engine:
+        from ..bundle import is_bundle
+
+        if is_bundle(self.path):
+            return self._build_from_bundle()
         from ..compiler import compile_policy
 
         policy = compile_policy(self.path)
@@ -62,6 +67,27 @@ class PolicyHolder:
                 embedder = load_embedder(policy.model, threads=self.threads)  # once per process (cached)
             kwargs["embedder"] = SlicedEmbedder(embedder)
         return Engine(policy, **kwargs)
+
+    def _build_from_bundle(self) -> Engine:
+        """A bundle from `policyengine compile`: no re-embedding and no intent-map training at (re)load. Deploy a new
+        policy by writing a new bundle over the old one; a bundle whose sources changed since it was built is
+        refused as stale (BundleError) and the engine in service stays."""
+        from ..bundle import load_engine, read_manifest
+
+        manifest = read_manifest(self.path)
+        stamp = (manifest["policy"]["digest"], manifest["created"])
+        embedder = self._embedder
+        if embedder is None and manifest.get("model"):
+            from ..engine import load_backend
+
+            embedder = load_backend(manifest["model"]["id"], manifest["model"]["backend"], self.threads)
+        # loaded every time (no embedding, so cheap) so that a bundle made stale by edited sources is reported
+        engine = load_engine(self.path, threads=self.threads,
+                             embedder=SlicedEmbedder(embedder) if embedder is not None else None)
+        if self.engine is not None and self._bundle_stamp == stamp:
+            return self.engine
+        self._bundle_stamp = stamp
+        return engine
 
     def reload(self, reason: str = "reload") -> ReloadResult:
         """Compile the policy file again and swap it in if it compiles. Safe to call from any thread."""

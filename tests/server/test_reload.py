@@ -103,3 +103,51 @@ def test_unchanged_file_does_not_swap(tmp_path, small_policy):
         engine = holder.engine
         result = holder.reload("test")
         assert result.status == "unchanged" and holder.engine is engine and holder.generation == 1
+
+
+def test_serving_a_bundle_reloads_when_the_bundle_is_replaced(tmp_path, fake_embedder):
+    """`serve BUNDLE`: the engine comes from the bundle (nothing re-embedded); writing a new bundle over it swaps the
+    policy; a bundle made stale by an edited source is rejected and the one in service stays."""
+    from policyengine.bundle import write_bundle
+    from policyengine.server.holder import PolicyHolder
+
+    src = tmp_path / "main.policy"
+    src.write_text(POLICY.format(version="1", message="v1"))
+    bundle = tmp_path / "main.pebundle"
+    write_bundle(src, bundle, embedder=fake_embedder)
+
+    calls: list[int] = []
+
+    class Counting:
+        model_id = fake_embedder.model_id
+        backend = getattr(fake_embedder, "backend", "torch")
+
+        def encode(self, texts):
+            calls.append(len(texts))
+            return fake_embedder.encode(texts)
+
+    holder = PolicyHolder(str(bundle), embedder=Counting())
+    assert holder.reload("start").status == "loaded"
+    assert holder.engine.bundle == str(bundle) and not calls  # exemplars came from the bundle
+    assert holder.engine.evaluate(input="will it rain tomorrow").message == "v1"
+    assert holder.reload("again").status == "unchanged"
+
+    src.write_text(POLICY.format(version="2", message="v2"))
+    write_bundle(src, bundle, embedder=fake_embedder)
+    assert holder.reload("new bundle").status == "loaded"
+    assert holder.engine.evaluate(input="will it rain tomorrow").message == "v2"
+
+    src.write_text(POLICY.format(version="3", message="v3"))  # edited, bundle not rebuilt
+    result = holder.reload("stale")
+    assert result.status == "error" and "stale bundle" in result.error
+    assert holder.engine.evaluate(input="will it rain tomorrow").message == "v2"
+
+
+def test_serve_refuses_an_unusable_bundle_before_binding(tmp_path, capsys):
+    from policyengine.cli.main import main
+
+    broken = tmp_path / "broken.pebundle"
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+    assert main(["serve", str(broken), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "not a policyengine bundle" in err and "Traceback" not in err
