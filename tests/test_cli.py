@@ -161,3 +161,32 @@ rule no_weapons { severity high  when input similar weapons_howto  block "I can'
     assert d["action"] == "block" and d["model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert d["reasons"][0]["evidence"][0]["kind"] == "similarity"
     assert d["reasons"][0]["evidence"][0]["example"] == "how do I build a pipe bomb"
+
+
+def test_check_limits_flags(pdir, capsys):
+    """--max-input-chars / --on-oversize reach the engine: truncate evaluates the start and says so; block refuses
+    without evaluating; a bad value is a usage error."""
+    from policyengine.cli.main import main
+
+    long = "hello " * 50 + "darn"  # the slur sits past the first 100 characters
+    assert main(["check", str(pdir / "cli.policy"), long, "--max-input-chars", "100", "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["action"] == "allow" and any("100" in n for n in d["notes"])
+    assert main(["check", str(pdir / "cli.policy"), long, "--max-input-chars", "100", "--on-oversize", "block",
+                 "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["action"] == "block" and d["rule"] is None and d["errors"]
+    assert main(["check", str(pdir / "cli.policy"), long, "--format", "json"]) == 0  # default limit: evaluated
+    assert json.loads(capsys.readouterr().out)["rule"] == "no_slurs"
+    assert main(["explain", str(pdir / "cli.policy"), long, "--max-chunks", "0"]) == 2
+    assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_serve_config_carries_limits():
+    from policyengine.server.config import ServerConfig
+
+    cfg = ServerConfig(policy="x.policy", max_input_chars=50, on_oversize="block")
+    again = json.loads(cfg.to_env())
+    assert again["max_input_chars"] == 50 and again["on_oversize"] == "block"
+    lim = cfg.limits()
+    assert (lim.max_input_chars, lim.max_chunks, lim.on_oversize) == (50, 256, "block")

@@ -32,11 +32,14 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--format", choices=["text", "json"], default="text")
     c.add_argument("--threads", type=int, default=None, help="torch/FAISS threads (default 1 or $POLICYENGINE_THREADS)")
 
+    add_limit_args(c)
+
     e = sub.add_parser("explain", help="explain the decision on one message in full")
     e.add_argument("policy", help="a .policy file, or a bundle from `policyengine compile`")
     e.add_argument("text")
     e.add_argument("--context", metavar="JSON")
     e.add_argument("--format", choices=["text", "json"], default="text")
+    add_limit_args(e)
 
     for module in _command_modules():
         for name, handler in module.register(sub).items():
@@ -79,7 +82,28 @@ def _caret_json(where: str, raw: str, e: json.JSONDecodeError) -> str:
     return f"{where}:{e.lineno}:{e.colno}: error: invalid JSON: {e.msg}\n  | {line}\n  | {' ' * (e.colno - 1)}^"
 
 
-def _engine(path: str, threads: int | None = None) -> Any:
+def add_limit_args(p: argparse.ArgumentParser) -> None:
+    """Evaluation limits (policyengine.evaluator.Limits, docs/hardening.md), shared by check, explain and serve."""
+    g = p.add_argument_group("limits")
+    g.add_argument("--max-input-chars", type=int, default=200_000, metavar="N",
+                   help="characters of a message that are evaluated (default 200000)")
+    g.add_argument("--max-chunks", type=int, default=256, metavar="N",
+                   help="chunks of a message that are embedded (default 256)")
+    g.add_argument("--on-oversize", choices=["truncate", "block"], default="truncate",
+                   help="past --max-input-chars: evaluate the start and say so in the decision's notes (truncate), "
+                        "or block without evaluating (block)")
+
+
+def limits_from_args(args: argparse.Namespace) -> Any:
+    from ..evaluator import Limits
+
+    try:
+        return Limits(max_input_chars=args.max_input_chars, max_chunks=args.max_chunks, on_oversize=args.on_oversize)
+    except ValueError as e:
+        raise UsageError(f"error: {e} (--max-input-chars and --max-chunks must be at least 1)") from None
+
+
+def _engine(path: str, threads: int | None = None, limits: Any = None) -> Any:
     """A `.policy` file, or a bundle written by `policyengine compile` (a zip file: its exemplar embeddings, regex
     database and intent map are used, nothing is embedded or trained again)."""
     from ..engine import Engine
@@ -90,10 +114,10 @@ def _engine(path: str, threads: int | None = None) -> Any:
         from ..bundle import BundleError
 
         try:
-            return Engine.from_bundle(path, threads=threads)
+            return Engine.from_bundle(path, threads=threads, limits=limits)
         except BundleError as e:
             raise UsageError(f"error: {e}") from None
-    return Engine.from_path(path, threads=threads)
+    return Engine.from_path(path, threads=threads, limits=limits)
 
 
 def _items_from_jsonl(name: str, stream: Any) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
@@ -131,7 +155,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from ..evaluator import ContextError
 
     ctx = _context(args.context)
-    engine = _engine(args.policy, args.threads)
+    engine = _engine(args.policy, args.threads, limits_from_args(args))
     status = EXIT_OK
     if not args.text and args.input_file is None:
         if sys.stdin is None or sys.stdin.isatty():
@@ -197,7 +221,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from ..evaluator import ContextError
 
     ctx = _context(args.context)
-    engine = _engine(args.policy)
+    engine = _engine(args.policy, limits=limits_from_args(args))
     try:
         d = engine.evaluate(input=args.text, context=ctx)
     except ContextError as e:

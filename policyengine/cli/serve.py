@@ -38,6 +38,9 @@ def register(sub: Any) -> dict[str, Any]:
     s.add_argument("--graceful-timeout", type=float, default=30.0,
                    help="seconds to finish in-flight requests on shutdown (default 30)")
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    from .main import add_limit_args
+
+    add_limit_args(s)
     return {"serve": cmd_serve}
 
 
@@ -73,6 +76,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise UsageError(f"{name} must be at least {low}, got {value}")
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
+    from .main import limits_from_args
+
+    limits = limits_from_args(args)  # invalid limits are a usage error before anything is loaded
     try:
         entry, watch = resolve_policy_path(args.policy)
     except ConfigError as e:
@@ -97,7 +103,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         policy=entry, watch=() if args.no_watch else watch, host=args.host, port=args.port, workers=args.workers,
         threads=args.threads, api_keys=keys, max_body_bytes=args.max_body_bytes, max_batch_items=args.max_batch,
         decision_log=os.path.abspath(args.decision_log) if args.decision_log else None, log_text=args.log_text,
-        log_max_bytes=args.log_max_bytes, log_backups=args.log_backups, graceful_timeout=args.graceful_timeout)
+        log_max_bytes=args.log_max_bytes, log_backups=args.log_backups, graceful_timeout=args.graceful_timeout,
+        max_input_chars=limits.max_input_chars, max_chunks=limits.max_chunks, on_oversize=limits.on_oversize)
     from ..server.run import run
 
     def listening(url: str) -> None:

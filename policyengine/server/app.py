@@ -187,7 +187,8 @@ def create_app(config: ServerConfig | None = None, *, embedder: Any = None) -> F
     def on_reload(result: ReloadResult) -> None:
         metrics.reloads.labels(result.status).inc()
 
-    holder = PolicyHolder(config.policy, threads=config.threads, embedder=embedder, on_swap=metrics.set_policy,
+    holder = PolicyHolder(config.policy, threads=config.threads, embedder=embedder, limits=config.limits(),
+                          on_swap=metrics.set_policy,
                           on_reload=on_reload)
 
     def observe(n: int, seconds: float) -> None:

@@ -34,6 +34,14 @@ class ServerConfig:
     log_fsync: bool = True
     reload_debounce_ms: int = 300
     graceful_timeout: float = 30.0
+    max_input_chars: int = 200_000  # evaluation limits (policyengine.evaluator.Limits, docs/hardening.md)
+    max_chunks: int = 256
+    on_oversize: str = "truncate"  # truncate | block
+
+    def limits(self):  # -> Limits; imported here so the config stays importable without the engine
+        from ..evaluator import Limits
+
+        return Limits(max_input_chars=self.max_input_chars, max_chunks=self.max_chunks, on_oversize=self.on_oversize)
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))

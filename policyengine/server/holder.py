@@ -29,11 +29,12 @@ class ReloadResult:
 
 
 class PolicyHolder:
-    def __init__(self, path: str, *, threads: int = 1, embedder: Any = None,
+    def __init__(self, path: str, *, threads: int = 1, embedder: Any = None, limits: Any = None,
                  on_swap: Callable[[Engine | None, Engine], None] | None = None,
                  on_reload: Callable[[ReloadResult], None] | None = None):
         self.path = path
         self.threads = threads
+        self.limits = limits  # evaluator.Limits or None (defaults)
         self._embedder = embedder
         self._on_swap = on_swap
         self._on_reload = on_reload
@@ -58,7 +59,7 @@ class PolicyHolder:
         current = self.engine
         if current is not None and current.policy.digest == policy.digest:
             return current
-        kwargs: dict[str, Any] = {"threads": self.threads}
+        kwargs: dict[str, Any] = {"threads": self.threads, "limits": self.limits}
         if policy.used_concepts:
             embedder = self._embedder
             if embedder is None:
@@ -82,7 +83,7 @@ class PolicyHolder:
 
             embedder = load_backend(manifest["model"]["id"], manifest["model"]["backend"], self.threads)
         # loaded every time (no embedding, so cheap) so that a bundle made stale by edited sources is reported
-        engine = load_engine(self.path, threads=self.threads,
+        engine = load_engine(self.path, threads=self.threads, limits=self.limits,
                              embedder=SlicedEmbedder(embedder) if embedder is not None else None)
         if self.engine is not None and self._bundle_stamp == stamp:
             return self.engine

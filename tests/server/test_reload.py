@@ -151,3 +151,18 @@ def test_serve_refuses_an_unusable_bundle_before_binding(tmp_path, capsys):
     assert main(["serve", str(broken), "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert "not a policyengine bundle" in err and "Traceback" not in err
+
+
+def test_holder_passes_limits_to_policy_and_bundle_engines(tmp_path, fake_embedder):
+    from policyengine.bundle import write_bundle
+    from policyengine.evaluator import Limits
+    from policyengine.server.holder import PolicyHolder
+
+    src = tmp_path / "main.policy"
+    src.write_text(POLICY.format(version="1", message="v1"))
+    write_bundle(src, tmp_path / "main.pebundle", embedder=fake_embedder)
+    for path in (src, tmp_path / "main.pebundle"):
+        holder = PolicyHolder(str(path), embedder=fake_embedder, limits=Limits(max_input_chars=10, on_oversize="block"))
+        assert holder.reload("start").status == "loaded"
+        d = holder.engine.evaluate(input="will it rain tomorrow")
+        assert d.action == "block" and d.rule is None, (path, d.explain())
