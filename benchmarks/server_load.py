@@ -14,16 +14,15 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import httpx
+
+from policyengine.server.process import ServeProcess
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"  # never anything else
@@ -33,34 +32,6 @@ def corpus() -> list[str]:
     texts = [json.loads(line)["text"] for line in (REPO / "examples" / "messages.jsonl").read_text().splitlines()
              if line.strip()]
     return texts
-
-
-class Server:
-    def __init__(self, policy_dir: Path, log_dir: Path, threads: int):
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "policyengine", "serve", str(policy_dir), "--host", HOST, "--port", "0",
-             "--threads", str(threads), "--decision-log", str(log_dir / "decisions.jsonl"), "--log-level", "warning"],
-            cwd=REPO, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
-        self.url = ""
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            if not self.url and " on http://" in line:
-                self.url = line.split(" on ", 1)[1].split()[0]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
 
 
 async def load(url: str, concurrency: int, seconds: float, max_requests: int, texts: list[str],
@@ -128,15 +99,18 @@ async def main_async(args: argparse.Namespace) -> dict:
     pol = work / "policies"
     shutil.copytree(REPO / args.policy if not Path(args.policy).is_absolute() else args.policy, pol)
     (work / "logs").mkdir()
-    server = Server(pol, work / "logs", args.threads)
     results: dict = {"policy": args.policy, "threads": args.threads, "seconds_per_run": args.seconds,
                      "max_requests_per_run": args.max_requests, "cpus": os.cpu_count(), "runs": []}
+    t0 = time.monotonic()
     try:
-        t0 = time.monotonic()
-        while not server.url:
-            if server.proc.poll() is not None or time.monotonic() - t0 > 60:
-                raise SystemExit("server did not start:\n" + "".join(server.lines))
-            await asyncio.sleep(0.05)
+        server = ServeProcess(str(pol), "--host", HOST, "--threads", str(args.threads),
+                              "--decision-log", str(work / "logs" / "decisions.jsonl"), "--log-level", "warning",
+                              env={"OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false"},
+                              cwd=REPO, timeout=60)
+    except RuntimeError as e:
+        shutil.rmtree(work, ignore_errors=True)
+        raise SystemExit(f"server did not start: {e}") from None
+    try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
             results["ready_after_s"] = await wait_until(c, lambda r: r["status"] == "ready", args.startup_timeout)
             results["ready_after_s"] = round(time.monotonic() - t0, 1)
@@ -177,7 +151,7 @@ async def main_async(args: argparse.Namespace) -> dict:
                   file=sys.stderr, flush=True)
         target.write_text(original)
     finally:
-        server.stop()
+        server.stop(60)
         log = work / "logs" / "decisions.jsonl"
         results["decision_log_lines"] = sum(1 for _ in log.open()) if log.exists() else 0
         shutil.rmtree(work, ignore_errors=True)

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
+import functools
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,6 +14,8 @@ import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
+
+from policyengine.server.process import ServeProcess as _ServeProcess  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,48 +85,8 @@ def wait_for(predicate, timeout: float = 20.0, step: float = 0.05) -> bool:
     return False
 
 
-class ServeProcess:
-    """`policyengine serve ...` as a subprocess; reads the URL from its first stderr line."""
-
-    def __init__(self, *args: str, env: dict | None = None, timeout: float = 60.0):
-        penv = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
-        self.proc = subprocess.Popen([sys.executable, "-m", "policyengine", "serve", *args, "--port", "0"],
-                                     cwd=REPO, env=penv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True)
-        self.lines: list[str] = []
-        self.url = ""
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        if not wait_for(lambda: bool(self.url) or self.proc.poll() is not None, timeout):
-            self.stop()
-            raise AssertionError("serve did not print its URL:\n" + self.log)
-        if not self.url:
-            raise AssertionError(f"serve exited {self.proc.returncode}:\n{self.log}")
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            if not self.url and " on http://" in line:
-                self.url = line.split(" on ", 1)[1].split()[0]
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    def signal(self, sig: int) -> None:
-        self.proc.send_signal(sig)
-
-    def stop(self, timeout: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: the workers go too
-                self.proc.wait(10)
-        self._reader.join(5)
-        return self.proc.returncode
+# `policyengine serve` as a subprocess, run from the repo root (so "policies" and relative paths resolve)
+ServeProcess = functools.partial(_ServeProcess, cwd=REPO)
 
 
 @pytest.fixture
