@@ -176,15 +176,11 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
-def load_engine(path: str | os.PathLike[str], *, policy_path: str | os.PathLike[str] | None = None,
-                threads: int | None = None, embedder: Any | None = None, **kwargs: Any) -> Any:
-    """Engine.from_bundle: see the module docstring."""
+def fresh_policy(path: str | os.PathLike[str], manifest: dict[str, Any],
+                 policy_path: str | os.PathLike[str] | None = None) -> Any:
+    """Compile the policy a bundle was built from; BundleError if it is missing or its sources changed since."""
     from .compiler import compile_policy
-    from .engine import Engine, load_backend
-    from .matchers.multiregex import PolicyScanner
 
-    manifest = read_manifest(path)
-    rebuild = f"rebuild it: policyengine compile POLICY -o {path}"
     entry = Path(policy_path) if policy_path else Path(manifest["policy"]["entry_abspath"])
     if not entry.is_file():
         raise BundleError(f"{path}: the policy it was built from, {str(entry)!r}, is missing "
@@ -194,7 +190,19 @@ def load_engine(path: str | os.PathLike[str], *, policy_path: str | os.PathLike[
     if before != now:  # the digest also covers display paths; sources compare content only
         changed = sorted(f for f in set(before) | set(now) if before.get(f) != now.get(f))
         raise BundleError(f"{path}: stale bundle: the policy changed since it was compiled "
-                          f"({', '.join(changed)}); {rebuild}")
+                          f"({', '.join(changed)}); rebuild it: policyengine compile POLICY -o {path}")
+    return policy
+
+
+def load_engine(path: str | os.PathLike[str], *, policy_path: str | os.PathLike[str] | None = None,
+                threads: int | None = None, embedder: Any | None = None, **kwargs: Any) -> Any:
+    """Engine.from_bundle: see the module docstring."""
+    from .engine import Engine, load_backend
+    from .matchers.multiregex import PolicyScanner
+
+    manifest = read_manifest(path)
+    rebuild = f"rebuild it: policyengine compile POLICY -o {path}"
+    policy = fresh_policy(path, manifest, policy_path)
     with zipfile.ZipFile(path) as z:
         vecs = np.load(io.BytesIO(z.read("exemplars.npy")), allow_pickle=False)
         db_names = sorted(n for n in z.namelist() if n.startswith("regex/"))

@@ -106,13 +106,10 @@ def limits_from_args(args: argparse.Namespace) -> Any:
 def _engine(path: str, threads: int | None = None, limits: Any = None) -> Any:
     """A `.policy` file, or a bundle written by `policyengine compile` (a zip file: its exemplar embeddings, regex
     database and intent map are used, nothing is embedded or trained again)."""
+    from ..bundle import BundleError, is_bundle
     from ..engine import Engine
 
-    from ..bundle import is_bundle
-
     if is_bundle(path):
-        from ..bundle import BundleError
-
         try:
             return Engine.from_bundle(path, threads=threads, limits=limits)
         except BundleError as e:

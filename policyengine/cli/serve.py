@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from typing import Any
@@ -83,12 +84,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         entry, watch = resolve_policy_path(args.policy)
     except ConfigError as e:
         raise UsageError(f"serve: error: {e}") from None
-    from ..bundle import BundleError, is_bundle, read_manifest
+    from ..bundle import BundleError, fresh_policy, is_bundle, read_manifest
 
-    if is_bundle(entry):  # a bundle from `policyengine compile`: check it is usable before binding a port
+    if is_bundle(entry):  # a bundle from `policyengine compile`: readable and not stale, before binding a port
         try:
-            manifest = read_manifest(entry)
-            compile_policy(manifest["policy"]["entry_abspath"])
+            fresh_policy(entry, read_manifest(entry))
         except BundleError as e:
             raise UsageError(f"serve: error: {e}") from None
     else:
@@ -104,7 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         threads=args.threads, api_keys=keys, max_body_bytes=args.max_body_bytes, max_batch_items=args.max_batch,
         decision_log=os.path.abspath(args.decision_log) if args.decision_log else None, log_text=args.log_text,
         log_max_bytes=args.log_max_bytes, log_backups=args.log_backups, graceful_timeout=args.graceful_timeout,
-        max_input_chars=limits.max_input_chars, max_chunks=limits.max_chunks, on_oversize=limits.on_oversize)
+        **dataclasses.asdict(limits))
     from ..server.run import run
 
     def listening(url: str) -> None:

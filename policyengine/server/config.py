@@ -34,14 +34,17 @@ class ServerConfig:
     log_fsync: bool = True
     reload_debounce_ms: int = 300
     graceful_timeout: float = 30.0
-    max_input_chars: int = 200_000  # evaluation limits (policyengine.evaluator.Limits, docs/hardening.md)
+    # evaluation limits: the fields of policyengine.evaluator.Limits, same names and defaults (docs/hardening.md)
+    max_input_chars: int = 200_000
     max_chunks: int = 256
     on_oversize: str = "truncate"  # truncate | block
 
     def limits(self):  # -> Limits; imported here so the config stays importable without the engine
+        from dataclasses import fields
+
         from ..evaluator import Limits
 
-        return Limits(max_input_chars=self.max_input_chars, max_chunks=self.max_chunks, on_oversize=self.on_oversize)
+        return Limits(**{f.name: getattr(self, f.name) for f in fields(Limits)})
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))

@@ -73,20 +73,20 @@ class PolicyHolder:
         """A bundle from `policyengine compile`: no re-embedding and no intent-map training at (re)load. Deploy a new
         policy by writing a new bundle over the old one; a bundle whose sources changed since it was built is
         refused as stale (BundleError) and the engine in service stays."""
-        from ..bundle import load_engine, read_manifest
+        from ..bundle import fresh_policy, load_engine, read_manifest
 
         manifest = read_manifest(self.path)
         stamp = (manifest["policy"]["digest"], manifest["created"])
+        if self.engine is not None and self._bundle_stamp == stamp:
+            fresh_policy(self.path, manifest)  # same bundle: only report it if edited sources made it stale
+            return self.engine
         embedder = self._embedder
         if embedder is None and manifest.get("model"):
             from ..engine import load_backend
 
             embedder = load_backend(manifest["model"]["id"], manifest["model"]["backend"], self.threads)
-        # loaded every time (no embedding, so cheap) so that a bundle made stale by edited sources is reported
         engine = load_engine(self.path, threads=self.threads, limits=self.limits,
                              embedder=SlicedEmbedder(embedder) if embedder is not None else None)
-        if self.engine is not None and self._bundle_stamp == stamp:
-            return self.engine
         self._bundle_stamp = stamp
         return engine
 
