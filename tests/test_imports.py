@@ -22,6 +22,14 @@ def codes(exc: pytest.ExceptionInfo) -> list[tuple[str, str, int, int]]:
     return [(d.code, d.span.file, d.span.line, d.span.column) for d in exc.value.diagnostics]
 
 
+def compile_errors(folder: Path, monkeypatch: pytest.MonkeyPatch, entry: str = "main.policy") -> pytest.ExceptionInfo:
+    """Compile `entry` from inside `folder` (so diagnostics show relative paths); it must fail."""
+    monkeypatch.chdir(folder)
+    with pytest.raises(PolicyError) as info:
+        compile_policy(entry)
+    return info
+
+
 def test_import_relative_to_importing_file(tmp_path):
     root = tmp_path / "root"
     main = write(root / "main.policy", 'import "lib/a.policy"\nrule r { when input matches secret block "s" }\n')
@@ -52,9 +60,7 @@ def test_imported_file_paths_are_shown_relative(tmp_path, monkeypatch):
     root = tmp_path / "root"
     write(root / "main.policy", 'import "lib/a.policy"\n')
     write(root / "lib/a.policy", "rule r { when input matches nope block }\n")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(PolicyError) as info:
-        compile_policy("root/main.policy")
+    info = compile_errors(tmp_path, monkeypatch, "root/main.policy")
     assert codes(info) == [("E0401", "root/lib/a.policy", 1, 29)]
     assert info.value.render().startswith("root/lib/a.policy:1:29: error[E0401]")
 
@@ -73,18 +79,14 @@ def test_cycle(tmp_path, monkeypatch):
     write(root / "a.policy", 'import "b.policy"\npattern pa = /a/\n')
     write(root / "b.policy", 'import "c.policy"\n')
     write(root / "c.policy", 'import "b.policy"\n')
-    monkeypatch.chdir(root)
-    with pytest.raises(PolicyError) as info:
-        compile_policy("a.policy")
+    info = compile_errors(root, monkeypatch, "a.policy")
     assert codes(info) == [("E0102", "c.policy", 1, 8)]
     assert "import cycle: a.policy -> b.policy -> c.policy -> b.policy" in info.value.render()
 
 
 def test_self_import_is_a_cycle(tmp_path, monkeypatch):
     write(tmp_path / "a.policy", 'import "a.policy"\n')
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(PolicyError) as info:
-        compile_policy("a.policy")
+    info = compile_errors(tmp_path, monkeypatch, "a.policy")
     assert [c[0] for c in codes(info)] == ["E0102"]
 
 
@@ -92,9 +94,7 @@ def test_import_escaping_root(tmp_path, monkeypatch):
     root = tmp_path / "root"
     write(tmp_path / "outside.policy", "pattern x = /x/\n")
     write(root / "main.policy", 'pattern p = /p/\nimport "../outside.policy"\n')
-    monkeypatch.chdir(root)
-    with pytest.raises(PolicyError) as info:
-        compile_policy("main.policy")
+    info = compile_errors(root, monkeypatch, "main.policy")
     assert codes(info) == [("E0101", "main.policy", 2, 8)]
 
 
@@ -103,9 +103,7 @@ def test_import_escaping_root_from_a_subfolder(tmp_path, monkeypatch):
     write(tmp_path / "outside.policy", "pattern x = /x/\n")
     write(root / "main.policy", 'import "lib/a.policy"\n')
     write(root / "lib/a.policy", 'import "../../outside.policy"\n')
-    monkeypatch.chdir(root)
-    with pytest.raises(PolicyError) as info:
-        compile_policy("main.policy")
+    info = compile_errors(root, monkeypatch, "main.policy")
     assert codes(info) == [("E0101", "lib/a.policy", 1, 8)]
 
 
@@ -116,9 +114,7 @@ def test_import_escaping_root_via_symlink(tmp_path, monkeypatch):
     (root / "lib").mkdir(parents=True)
     os.symlink(target, root / "lib" / "evil.policy")
     write(root / "main.policy", 'import "lib/evil.policy"\n')
-    monkeypatch.chdir(root)
-    with pytest.raises(PolicyError) as info:
-        compile_policy("main.policy")
+    info = compile_errors(root, monkeypatch, "main.policy")
     assert codes(info) == [("E0101", "main.policy", 1, 8)]
 
 
@@ -129,9 +125,7 @@ def test_symlinked_word_list_outside_root_is_refused(tmp_path, monkeypatch):
     root.mkdir()
     os.symlink(target, root / "words.txt")
     write(root / "main.policy", 'words w = file "words.txt"\nrule r { when input contains w block }\n')
-    monkeypatch.chdir(root)
-    with pytest.raises(PolicyError) as info:
-        compile_policy("main.policy")
+    info = compile_errors(root, monkeypatch, "main.policy")
     assert codes(info) == [("E0104", "main.policy", 1, 16)]
 
 
@@ -169,9 +163,7 @@ def test_word_list_file_changes_the_digest(tmp_path, monkeypatch):
 def test_missing_word_list_file_error_at_its_line(tmp_path, monkeypatch):
     write(tmp_path / "main.policy", 'pattern p = /x/\n\n\nwords w = file "lists/nope.txt"\n'
           'rule r { when input contains w block }\n')
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(PolicyError) as info:
-        compile_policy("main.policy")
+    info = compile_errors(tmp_path, monkeypatch)
     assert codes(info) == [("E0105", "main.policy", 4, 16)]
     assert "word list file not found: 'lists/nope.txt'" in info.value.render()
 
@@ -179,18 +171,14 @@ def test_missing_word_list_file_error_at_its_line(tmp_path, monkeypatch):
 def test_empty_word_list_file(tmp_path, monkeypatch):
     write(tmp_path / "main.policy", 'words w = file "w.txt"\nrule r { when input contains w block }\n')
     write(tmp_path / "w.txt", "# only a comment\n\n")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(PolicyError) as info:
-        compile_policy("main.policy")
+    info = compile_errors(tmp_path, monkeypatch)
     assert codes(info) == [("E0304", "main.policy", 1, 7)]
 
 
 def test_missing_import(tmp_path, monkeypatch):
     write(tmp_path / "main.policy", 'import "common.policy"\n')
     write(tmp_path / "commons.policy", "")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(PolicyError) as info:
-        compile_policy("main.policy")
+    info = compile_errors(tmp_path, monkeypatch)
     assert codes(info) == [("E0103", "main.policy", 1, 8)]
     assert "did you mean 'commons.policy'?" in info.value.render()
 
@@ -198,18 +186,14 @@ def test_missing_import(tmp_path, monkeypatch):
 def test_errors_in_several_files_are_all_reported(tmp_path, monkeypatch):
     write(tmp_path / "main.policy", 'import "a.policy"\nrule r { when input matches nope block }\n')
     write(tmp_path / "a.policy", "rule s { when input contains nah block }\n")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(PolicyError) as info:
-        compile_policy("main.policy")
+    info = compile_errors(tmp_path, monkeypatch)
     assert sorted(c[1] for c in codes(info)) == ["a.policy", "main.policy"]
 
 
 def test_duplicate_name_across_files(tmp_path, monkeypatch):
     write(tmp_path / "main.policy", 'import "a.policy"\npattern p = /x/\nrule r { when input matches p block }\n')
     write(tmp_path / "a.policy", "pattern p = /y/\n")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(PolicyError) as info:
-        compile_policy("main.policy")
+    info = compile_errors(tmp_path, monkeypatch)
     (c,) = codes(info)
     assert c[0] == "E0204"
 
@@ -217,25 +201,19 @@ def test_duplicate_name_across_files(tmp_path, monkeypatch):
 def test_imported_header_with_other_model(tmp_path, monkeypatch):
     write(tmp_path / "main.policy", 'policy m { }\nimport "a.policy"\n')
     write(tmp_path / "a.policy", 'policy a { model "other/model" }\n')
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(PolicyError) as info:
-        compile_policy("main.policy")
+    info = compile_errors(tmp_path, monkeypatch)
     assert [c[0] for c in codes(info)] == ["E0202"]
 
 
 def test_syntax_error_in_imported_file(tmp_path, monkeypatch):
     write(tmp_path / "main.policy", 'import "a.policy"\n')
     write(tmp_path / "a.policy", "pattern p = /x/\nrule r { when input @ }\n")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(PolicyError) as info:
-        compile_policy("main.policy")
+    info = compile_errors(tmp_path, monkeypatch)
     assert codes(info) == [("E0001", "a.policy", 2, 21)]
 
 
 def test_binary_imported_file(tmp_path, monkeypatch):
     write(tmp_path / "main.policy", 'import "a.policy"\n')
     (tmp_path / "a.policy").write_bytes(b"\xff\xfe\x00binary")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(PolicyError) as info:
-        compile_policy("main.policy")
+    info = compile_errors(tmp_path, monkeypatch)
     assert [c[0] for c in codes(info)] == ["E0104"]
