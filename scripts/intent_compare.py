@@ -61,6 +61,39 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, c - h), min(1.0, c + h)
 
 
+TABLE_HEADER = ("| approach | params (chosen without the file) | file | split | FRR (safe blocked) [95% CI] "
+                "| catch (unsafe blocked) [95% CI] |", "|---|---|---|---|---|---|")
+
+
+def cell(k: int, n: int) -> str:
+    """"12.3% (4/33) [4.8-27.9]": a rate with its Wilson 95% interval, or "-" when there are no rows."""
+    if not n:
+        return "-"
+    lo, hi = wilson(k, n)
+    return f"{100 * k / n:.1f}% ({k}/{n}) [{100 * lo:.1f}-{100 * hi:.1f}]"
+
+
+def tally(rows: list[dict], decisions: list, blocked: list[bool] | None = None, where: str = "") -> tuple:
+    """(safe blocked, safe rows, unsafe blocked, unsafe rows). Stops on evaluation errors: on_error would turn them
+    into blocks, and a broken approach must not look like catch."""
+    failed = [d.errors[0] for d in decisions if d.errors]
+    if failed:
+        raise SystemExit(f"{where}: {len(failed)} evaluation errors, first: {failed[0]}")
+    if blocked is None:
+        blocked = [d.action == "block" for d in decisions]
+    safe = [b for r, b in zip(rows, blocked) if r["label"] == "safe"]
+    unsafe = [b for r, b in zip(rows, blocked) if r["label"] == "unsafe"]
+    return (sum(safe), len(safe), sum(unsafe), len(unsafe))
+
+
+def objective(res: dict, exclude: str) -> float:
+    """What leave-one-source-out maximises: mean catch - 3 x mean false-refusal rate, on the dev rows of every file
+    except `exclude` (the file being scored)."""
+    frr = [res[f, "dev"][0] / res[f, "dev"][1] for f in SAFE_FILES if f != exclude and res[f, "dev"][1]]
+    catch = [res[f, "dev"][2] / res[f, "dev"][3] for f in UNSAFE_FILES if f != exclude and res[f, "dev"][3]]
+    return float(np.mean(catch) - 3.0 * np.mean(frr))
+
+
 class CachingEmbedder:
     """Wraps the real embedder; embeddings cached by sha1(text) on disk so approaches are compared cheaply."""
 
@@ -189,24 +222,16 @@ def main(argv=None) -> int:
             for split in splits:
                 rows = data[f, split]
                 texts = [r["text"] for r in rows]
+                ds = engine.evaluate_many(texts)
+                blocked = None
                 if kind == "cues":
-                    texts_eval = texts
-                    ds = engine.evaluate_many(texts_eval)
                     blocked = []
                     for t, d in zip(texts, ds):
                         sim_only = d.action == "block" and all(
                             e.kind == "similarity" for r in d.reasons if r.action == "block" for e in r.evidence)
                         veto = BENIGN_FRAME.search(t) and not HARMFUL_CUE.search(t)
                         blocked.append(d.action == "block" and not (sim_only and veto))
-                else:
-                    ds = engine.evaluate_many(texts)
-                    blocked = [d.action == "block" for d in ds]
-                failed = [d.errors[0] for d in ds if d.errors]
-                if failed:  # on_error would turn these into blocks: a broken approach must not look like catch
-                    raise SystemExit(f"{kind}: {len(failed)} evaluation errors, first: {failed[0]}")
-                safe = [b for r, b in zip(rows, blocked) if r["label"] == "safe"]
-                unsafe = [b for r, b in zip(rows, blocked) if r["label"] == "unsafe"]
-                out[f, split] = (sum(safe), len(safe), sum(unsafe), len(unsafe))
+                out[f, split] = tally(rows, ds, blocked, where=f"{kind} on {f}/{split}")
         index.score = orig_score
         return out
 
@@ -215,19 +240,11 @@ def main(argv=None) -> int:
              "contrastive": [(m, d) for m in (0.0, 0.03, 0.06) for d in (-0.06, -0.03, 0.0)],
              "space": [(m, d) for m in (0.0, 0.03) for d in (-0.03, 0.0, 0.03, 0.06)]}
 
-    def objective(res, exclude):
-        frr = [res[f, "dev"][0] / res[f, "dev"][1] for f in SAFE_FILES if f != exclude and res[f, "dev"][1]]
-        catch = [res[f, "dev"][2] / res[f, "dev"][3] for f in UNSAFE_FILES if f != exclude and res[f, "dev"][3]]
-        return np.mean(catch) - 3.0 * np.mean(frr)
-
     table = []
-    costs = {}
     for kind in [a.strip() for a in args.approaches.split(",") if a.strip()]:
         results = {}
         for m, d in grids[kind]:
-            t0 = time.time()
             results[m, d] = run(kind, m, d)
-            costs[kind] = (time.time() - t0)
         for f in FILES:
             best = max(results, key=lambda p: objective(results[p], f))
             r = results[best]
@@ -235,15 +252,9 @@ def main(argv=None) -> int:
         emb.save()
         print(f"done {kind}", file=sys.stderr, flush=True)
 
-    lines = ["| approach | params (chosen without the file) | file | split | FRR (safe blocked) [95% CI] | catch (unsafe blocked) [95% CI] |",
-             "|---|---|---|---|---|---|"]
+    lines = list(TABLE_HEADER)
     for kind, (m, d), f, dev, hold in table:
         for split, (fs, ns, cu, nu) in (("dev", dev), ("holdout", hold)):
-            def cell(k, n):
-                if not n:
-                    return "-"
-                lo, hi = wilson(k, n)
-                return f"{100 * k / n:.1f}% ({k}/{n}) [{100 * lo:.1f}-{100 * hi:.1f}]"
             params = {"margin": f"m={m:g}", "contrastive": f"m={m:g} delta={d:g}",
                       "space": f"m={m:g} delta={d:g}"}.get(kind, "-")
             lines.append(f"| {kind} | {params} | {f} | {split} | {cell(fs, ns)} | {cell(cu, nu)} |")

@@ -274,21 +274,10 @@ def main(argv=None) -> int:
         for f in files:
             for split in ("dev", "holdout"):
                 rows = data[f, split]
-                ds = engine.evaluate_many([r["text"] for r in rows])
-                bad = [d.errors for d in ds if d.errors]
-                if bad:  # an error decides by on_error: never count it as a block or an allow
-                    raise RuntimeError(f"{len(bad)} evaluation errors on {f}/{split}, first: {bad[0]}")
-                blocked = [d.action == "block" for d in ds]
-                safe = [b for r, b in zip(rows, blocked) if r["label"] == "safe"]
-                unsafe = [b for r, b in zip(rows, blocked) if r["label"] == "unsafe"]
-                out[f, split] = (sum(safe), len(safe), sum(unsafe), len(unsafe))
+                out[f, split] = icmp.tally(rows, engine.evaluate_many([r["text"] for r in rows]),
+                                           where=f"finetune on {f}/{split}")
         index.score = orig_score
         return out
-
-    def objective(res, exclude):  # intent_compare's objective, on dev rows of the other files only
-        frr = [res[f, "dev"][0] / res[f, "dev"][1] for f in icmp.SAFE_FILES if f != exclude and res[f, "dev"][1]]
-        catch = [res[f, "dev"][2] / res[f, "dev"][3] for f in icmp.UNSAFE_FILES if f != exclude and res[f, "dev"][3]]
-        return np.mean(catch) - 3.0 * np.mean(frr)
 
     results = {}
     t0 = time.time()
@@ -303,26 +292,19 @@ def main(argv=None) -> int:
     if args.auc:
         dev_auc(policy, concepts, background, data, tuned, icmp, ic)
 
-    def cell(k, n):
-        if not n:
-            return "-"
-        lo, hi = icmp.wilson(k, n)
-        return f"{100 * k / n:.1f}% ({k}/{n}) [{100 * lo:.1f}-{100 * hi:.1f}]"
-
     name = f"finetune-{args.loss}"
     lines = []
     for f in files:
-        best = max(results, key=lambda p: objective(results[p], f))
+        best = max(results, key=lambda p: icmp.objective(results[p], f))
         for split in ("dev", "holdout"):
             fs, ns, cu, nu = results[best][f, split]
-            lines.append(f"| {name} | m={best[0]:g} delta={best[1]:g} | {f} | {split} | {cell(fs, ns)} | {cell(cu, nu)} |")
+            lines.append(f"| {name} | m={best[0]:g} delta={best[1]:g} | {f} | {split} | {icmp.cell(fs, ns)} | {icmp.cell(cu, nu)} |")
     # the tuned model with the pack's thresholds as written (delta = 0, m = 0), as a pack would ship it
     for f in files:
         for split in ("dev", "holdout"):
             fs, ns, cu, nu = results[0.0, 0.0][f, split]
-            lines.append(f"| {name} (as written) | m=0 delta=0 | {f} | {split} | {cell(fs, ns)} | {cell(cu, nu)} |")
-    header = ["| approach | params (chosen without the file) | file | split | FRR (safe blocked) [95% CI] | catch (unsafe blocked) [95% CI] |",
-              "|---|---|---|---|---|---|"]
+            lines.append(f"| {name} (as written) | m=0 delta=0 | {f} | {split} | {icmp.cell(fs, ns)} | {icmp.cell(cu, nu)} |")
+    header = list(icmp.TABLE_HEADER)
     body = [ln for ln in compare_md.splitlines() if ln.startswith("| plain") or ln.startswith("| space")]
     text = "\n".join(header + body + lines)
     text += (f"\n\nfine-tune: {len(pairs)} pairs ({n_pos} similar), loss {args.loss}, {args.epochs} epoch, batch "

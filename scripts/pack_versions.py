@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-    from intent_compare import wilson
+    from intent_compare import cell, tally
     from measure_pack import LARGE_DEFAULT_LIMIT, load_rows
 
     from policyengine import Engine
@@ -45,12 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     splits = [s for s in args.splits.split(",") if s]
     data = {(f, s): load_rows(Path(args.data_dir) / f"{f}.jsonl", s, LARGE_DEFAULT_LIMIT.get(f))
             for f in FILES for s in splits}
-
-    def cell(k: int, n: int) -> str:
-        if not n:
-            return "-"
-        lo, hi = wilson(k, n)
-        return f"{100 * k / n:.1f}% ({k}/{n}) [{100 * lo:.1f}-{100 * hi:.1f}]"
 
     lines = ["| pack | model | file | split | FRR (safe blocked) [95% CI] | catch (unsafe blocked) [95% CI] |",
              "|---|---|---|---|---|---|"]
@@ -72,13 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                 ds = engine.evaluate_many([{"input": r["text"]} for r in rows])
                 spent += time.perf_counter() - t0
                 n_msgs += len(rows)
-                failed = [d.errors[0] for d in ds if d.errors]
-                if failed:  # on_error=block would count them as catches
-                    raise SystemExit(f"{label}: {len(failed)} evaluation errors on {f}, first: {failed[0]}")
-                safe = [d.action == "block" for r, d in zip(rows, ds) if r["label"] == "safe"]
-                unsafe = [d.action == "block" for r, d in zip(rows, ds) if r["label"] == "unsafe"]
-                lines.append(f"| {label} | {policy.model} | {f} | {s} | {cell(sum(safe), len(safe))} | "
-                             f"{cell(sum(unsafe), len(unsafe))} |")
+                fs, ns, cu, nu = tally(rows, ds, where=f"{label} on {f}/{s}")
+                lines.append(f"| {label} | {policy.model} | {f} | {s} | {cell(fs, ns)} | {cell(cu, nu)} |")
         costs.append(f"{label}: {1000 * spent / max(n_msgs, 1):.1f} ms/message over {n_msgs} messages "
                      f"(engine set-up {load_s:.1f} s, intent-map training or cache load included)")
         print(f"done {label}", file=sys.stderr, flush=True)
