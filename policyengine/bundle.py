@@ -10,6 +10,9 @@ A bundle is a zip file:
   intent/map.npy  float32 [d, d] contrastive intent map when the model is "<base>+contrastive" (docs/intent.md),
                   stamped in manifest["intent"] with its training digest; used at load only when the digest
                   recomputed from the policy still matches, so a bundle never needs the training run or its cache
+  finetune/*      the fine-tuned model's files when the model is "<base>+finetune" (docs/intent.md), stamped in
+                  manifest["finetune"] with its training digest; unpacked at load into the fine-tune cache (or a
+                  temporary directory) and used only for that digest; exemplars.npy then holds tuned vectors
 
 `Engine.from_bundle(path)` compiles the policy from its files (the digest must equal the bundle's), checks the
 installed model weights against the recorded sha256, and builds the engine without embedding any exemplar.
@@ -43,6 +46,7 @@ class _Recorder:
         self.inner = inner
         self.model_id = inner.model_id
         self.backend = getattr(inner, "backend", "torch")
+        self.tuned, self.info = getattr(inner, "tuned", False), getattr(inner, "info", None)
         self.seen: dict[str, np.ndarray] = {}
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -59,6 +63,7 @@ class _Precomputed:
         self.inner = inner
         self.model_id = inner.model_id
         self.backend = getattr(inner, "backend", "torch")
+        self.tuned, self.info = getattr(inner, "tuned", False), getattr(inner, "info", None)
         self.table = table
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -104,14 +109,15 @@ def write_bundle(policy_path: str | os.PathLike[str], out: str | os.PathLike[str
     """Compile `policy_path`, embed its exemplars, and write the bundle to `out`. Returns the manifest."""
     from . import __version__
     from .compiler import compile_policy
-    from .engine import Engine, load_backend
+    from .engine import Engine, _tuned_if_finetune, load_backend
 
     policy = compile_policy(policy_path)
     needed = {k for k in policy.concepts if k in policy.used_concepts}
     recorder = None
     kwargs: dict[str, Any] = {"threads": threads, "regex_engine": regex_engine}
     if needed:
-        recorder = _Recorder(embedder if embedder is not None else load_backend(policy.model, backend, threads or 1))
+        inner = _tuned_if_finetune(policy, {k: policy.concepts[k] for k in needed}, embedder, backend, threads or 1)
+        recorder = _Recorder(inner if inner is not None else load_backend(policy.model, backend, threads or 1))
         kwargs["embedder"] = recorder
     engine = Engine(policy, **kwargs)
     texts = sorted(recorder.seen) if recorder else []
@@ -137,6 +143,11 @@ def write_bundle(policy_path: str | os.PathLike[str], out: str | os.PathLike[str
     if space is not None:  # the contrastive intent map is an artifact of compilation: ship it with the bundle
         manifest["intent"] = {"digest": index.space_info["digest"], "config": index.space_info["config"],
                               "trained_seconds": index.space_info["seconds"]}
+    tuned = getattr(recorder.inner, "directory", None) if recorder else None
+    if tuned is not None:  # the fine-tuned model is an artifact of compilation too
+        info = recorder.inner.info  # type: ignore[union-attr]
+        manifest["finetune"] = {"digest": info["digest"], "config": info["config"],
+                                "trained_seconds": info.get("seconds")}
     buf = io.BytesIO()
     np.save(buf, vecs, allow_pickle=False)
     tmp = Path(str(out) + ".tmp")
@@ -149,6 +160,11 @@ def write_bundle(policy_path: str | os.PathLike[str], out: str | os.PathLike[str
             mbuf = io.BytesIO()
             np.save(mbuf, space, allow_pickle=False)
             z.writestr("intent/map.npy", mbuf.getvalue())
+        if tuned is not None:
+            for f in sorted(Path(tuned).rglob("*")):
+                if f.is_file():
+                    # weights barely deflate; storing them keeps compile and load fast
+                    z.write(f, "finetune/" + f.relative_to(tuned).as_posix(), compress_type=zipfile.ZIP_STORED)
     os.replace(tmp, out)
     return manifest
 
@@ -209,6 +225,8 @@ def load_engine(path: str | os.PathLike[str], *, policy_path: str | os.PathLike[
         blobs = [z.read(n) for n in db_names]
         space = (np.load(io.BytesIO(z.read("intent/map.npy")), allow_pickle=False)
                  if manifest.get("intent") and "intent/map.npy" in z.namelist() else None)
+        if manifest.get("finetune"):
+            _unpack_finetune(z, manifest["finetune"]["digest"], path)
     if space is not None:
         from .intent import contrastive
 
@@ -229,7 +247,13 @@ def load_engine(path: str | os.PathLike[str], *, policy_path: str | os.PathLike[
                 raise BundleError(f"{path}: stale bundle: the installed weights of {policy.model!r} changed since it "
                                   f"was compiled (sha256 {model['weights_sha256'][:12]}..., now {now[:12]}...); "
                                   f"{rebuild}")
-            embedder = load_backend(policy.model, model["backend"], threads or 1)
+            if manifest.get("finetune"):  # the tuned model unpacked above: loaded, never trained
+                from .engine import _tuned_if_finetune
+
+                needed = {k: c for k, c in policy.concepts.items() if k in policy.used_concepts}
+                embedder = _tuned_if_finetune(policy, needed, None, model["backend"], threads or 1)
+            else:
+                embedder = load_backend(policy.model, model["backend"], threads or 1)
         elif getattr(embedder, "backend", "torch") != model["backend"]:
             raise BundleError(f"{path}: built with the {model['backend']} backend, the given embedder is "
                               f"{getattr(embedder, 'backend', 'torch')}; {rebuild}")
@@ -240,3 +264,35 @@ def load_engine(path: str | os.PathLike[str], *, policy_path: str | os.PathLike[
     engine = Engine(policy, embedder=embedder, threads=threads, regex_engine=regex_engine, **kwargs)
     engine.bundle = str(path)
     return engine
+
+
+def _unpack_finetune(z: zipfile.ZipFile, digest: str, path: str | os.PathLike[str]) -> None:
+    """Make the bundle's fine-tuned model available for `digest`: unpacked into the fine-tune cache (where a later
+    compile finds it too) unless it is already there, or into a temporary directory when the cache is read-only."""
+    import shutil
+    import tempfile
+
+    from .intent import finetune
+
+    names = [n for n in z.namelist() if n.startswith("finetune/") and not n.endswith("/")]
+    if "finetune/policyengine.json" not in names:
+        raise BundleError(f"{path}: corrupt bundle (its fine-tuned model is incomplete); "
+                          f"rebuild it: policyengine compile POLICY -o {path}")
+    target = finetune.entry(digest)
+    if not finetune.stamped(target, digest):
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+        except OSError:
+            tmp = Path(tempfile.mkdtemp(prefix="policyengine-finetune-"))
+        for n in names:
+            dest = tmp / n[len("finetune/"):]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(z.read(n))
+        try:
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        except OSError:  # read-only cache, or another process got there first: use our copy
+            target = tmp
+    finetune.preload(digest, target)

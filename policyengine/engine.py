@@ -73,6 +73,22 @@ def load_backend(model_id: str, backend: str, threads: int) -> Embedder:
     raise ValueError(f"unknown embedding backend {backend!r} (torch, onnx)")
 
 
+def _tuned_if_finetune(policy: CompiledPolicy, needed: dict[str, Any], embedder: Embedder | None, backend: str,
+                       threads: int) -> Embedder | None:
+    """For a "<base>+finetune" policy, the base model fine-tuned on the policy's own pairs (trained on first use,
+    then cached; docs/intent.md) replaces the base embedder for examples and messages alike. An embedder that is
+    already the tuned one (marked `tuned`) is kept; for other policies `embedder` is returned unchanged."""
+    from .matchers.embedders import ModelLoadError, split_model_id
+
+    if split_model_id(policy.model)[1] != "finetune" or getattr(embedder, "tuned", False):
+        return embedder
+    if backend != "torch":
+        raise ModelLoadError(f"model {policy.model!r}: the fine-tuned space needs the torch backend, not {backend!r}")
+    from .intent.finetune import tuned_embedder
+
+    return tuned_embedder(policy.model, {k: (c.examples, c.counter) for k, c in needed.items()}, threads)
+
+
 def _default_threads() -> int:
     env = os.environ.get("POLICYENGINE_THREADS")
     return max(1, int(env)) if env and env.isdigit() else 1
@@ -101,8 +117,10 @@ class Engine:
         index = None
         needed = {k: v for k, v in policy.concepts.items() if k in policy.used_concepts}
         if needed:
+            embedder = _tuned_if_finetune(policy, needed, embedder, backend, self.threads)
             if embedder is None:
                 embedder = load_backend(policy.model, backend, self.threads)
+            info = getattr(embedder, "info", None)
             if embedding_cache:
                 from .matchers.embedcache import CachedEmbedder
 
@@ -111,6 +129,8 @@ class Engine:
 
             self._embedder = embedder
             index = ConceptIndex(needed, embedder)
+            if isinstance(info, dict) and "digest" in info:  # the fine-tuned space's training stamp
+                index.space_info = dict(info)
         self._index = index
         self.scanner = _scanner(policy, regex_engine)
         self._evaluator = Evaluator(policy, index, self.limits, policy.model if needed else None, self.scanner)

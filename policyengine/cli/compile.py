@@ -1,6 +1,6 @@
 """`policyengine compile POLICY -o FILE`: precompute a policy's exemplar embeddings and regex database into a bundle
 that `Engine.from_bundle`, `policyengine check BUNDLE` and `policyengine explain BUNDLE` load without re-embedding
-or retraining the intent map. Also reports which patterns could not join
+or retraining the intent space. Also reports which patterns could not join
 the one-pass regex engine and run on `re` instead."""
 
 from __future__ import annotations
@@ -52,6 +52,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if m.get("intent"):
         print(f"  intent map: {m['intent']['digest'][:19]} (trained or loaded from the cache in "
               f"{m['intent']['trained_seconds']:.1f}s), shipped in the bundle")
+    if m.get("finetune"):
+        ft = m["finetune"]
+        how = f"trained in {ft['trained_seconds']:.1f}s" if ft.get("trained_seconds") else "loaded from the cache"
+        print(f"  fine-tuned model: {ft['digest'][:19]} ({how}), shipped in the bundle")
     for name, reason in m["regex"]["fallbacks"]:
         print(f"  note: pattern '{name}' runs on re, not in the one-pass engine: {reason}")
     return 0

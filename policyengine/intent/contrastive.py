@@ -18,7 +18,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -44,9 +44,14 @@ def background_texts(path: Path = BACKGROUND_PATH) -> tuple[str, ...]:
     return tuple(t.strip() for t in lines if t.strip() and not t.lstrip().startswith("#"))
 
 
+class Stamped(Protocol):
+    def stamp(self) -> str: ...
+
+
 def training_digest(model_id: str, concepts: Mapping[str, tuple[Sequence[str], Sequence[str]]],
-                    background: Sequence[str], config: TrainConfig) -> str:
-    """What the trained map depends on: base model, every concept's examples and counters, background, config."""
+                    background: Sequence[str], config: Stamped) -> str:
+    """What a trained intent space depends on: base model, every concept's examples and counters, background,
+    config (its stamp names the trainer: the map here, or the fine-tune of intent/finetune.py)."""
     h = hashlib.sha256()
     h.update(model_id.encode() + b"\0" + config.stamp().encode() + b"\0")
     for name in sorted(concepts):

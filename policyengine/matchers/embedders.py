@@ -12,7 +12,9 @@ import numpy as np
 MINILM_IDS = {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"}
 # `model "<base>+contrastive"`: concepts are compared in the policy's contrastive intent space on top of <base>
 # (policyengine/intent/contrastive.py, docs/intent.md); the base model's weights are what is loaded.
-SPACES = ("contrastive",)
+# `model "<base>+finetune"`: every weight of <base> fine-tuned on the policy's own pairs when the policy is compiled
+# (policyengine/intent/finetune.py); the Engine swaps in the tuned model, so nothing here loads it.
+SPACES = ("contrastive", "finetune")
 
 
 def split_model_id(model_id: str) -> tuple[str, str | None]:
