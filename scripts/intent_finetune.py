@@ -11,7 +11,9 @@ concept c (seeded):
 All 6 MiniLM layers + embeddings are trained with sentence-transformers' CosineSimilarityLoss (SetFit's loss) or
 OnlineContrastiveLoss, 1 epoch, batch 16, AdamW lr 2e-5, 10% linear warm-up, grad-norm 1, seed 0. The installed
 sentence-transformers (6.x) implements `fit` on top of `datasets` + `accelerate`, which this project does not
-install, so the loop here is the same optimiser/schedule written out, calling the library's loss modules.
+install, so the loop is written out: since the `+finetune` option landed it is the library's
+(policyengine/intent/finetune.py: pairs, trainer, digest), whose warm-up no longer starts at a zero learning rate;
+the tables of the first measurement in docs/intent.md came from the script's earlier copy of the loop.
 
 Measurement: the whole pack (regex rules included) with the engine's embedder replaced by the tuned model, so
 examples, counter-examples and message chunks are all embedded in the tuned space. Thresholds are shifted by delta
@@ -27,11 +29,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import io
 import json
 import os
-import random
 import sys
 import time
 from contextlib import redirect_stdout
@@ -47,73 +47,6 @@ sys.path.insert(0, str(ROOT / "scripts"))
 # pulled together, so anything near a topic scores high), so delta reaches further up and m further out.
 GRID = [(m, d) for m in (0.0, 0.03, 0.10, 0.20)
         for d in (-0.06, -0.03, 0.0, 0.03, 0.06, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.45, 0.50, 0.60)]
-
-
-def build_pairs(concepts: dict[str, tuple[tuple[str, ...], tuple[str, ...]]], background: tuple[str, ...],
-                positives: int, seed: int) -> list[tuple[str, str, float]]:
-    rng = random.Random(seed)
-    pairs: list[tuple[str, str, float]] = []
-    for name in sorted(concepts):
-        ex, ctr = concepts[name]
-        for i, e in enumerate(ex):
-            others = [x for j, x in enumerate(ex) if j != i]
-            for o in rng.sample(others, min(positives, len(others))):
-                pairs.append((e, o, 1.0))
-            if ctr:
-                pairs.append((e, rng.choice(ctr), 0.0))
-            pairs.append((e, rng.choice(background), 0.0))
-    rng.shuffle(pairs)
-    return pairs
-
-
-def pairs_digest(pairs, cfg: dict) -> str:
-    h = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode())
-    for a, b, y in pairs:
-        h.update(f"{a}\0{b}\0{y}\1".encode())
-    return h.hexdigest()[:16]
-
-
-def train(model_path: str, pairs, *, loss_name: str, batch: int, epochs: int, lr: float, seed: int):
-    """Fine-tune all weights; returns (model, seconds)."""
-    import torch
-    from sentence_transformers import SentenceTransformer, losses
-
-    torch.manual_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed)
-    model = SentenceTransformer(model_path, device="cpu")
-    loss = {"cosine": losses.CosineSimilarityLoss, "online": losses.OnlineContrastiveLoss}[loss_name](model)
-    no_decay = ("bias", "LayerNorm.bias", "LayerNorm.weight")
-    params = list(loss.named_parameters())
-    opt = torch.optim.AdamW([
-        {"params": [p for n, p in params if not any(nd in n for nd in no_decay)], "weight_decay": 0.01},
-        {"params": [p for n, p in params if any(nd in n for nd in no_decay)], "weight_decay": 0.0}], lr=lr)
-    steps = epochs * ((len(pairs) + batch - 1) // batch)
-    warm = max(1, int(0.1 * steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: s / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm)))
-    g = torch.Generator().manual_seed(seed)
-    model.train()
-    t0 = time.time()
-    step = 0
-    for _ in range(epochs):
-        order = torch.randperm(len(pairs), generator=g).tolist()
-        for k in range(0, len(order), batch):
-            chunk = [pairs[i] for i in order[k:k + batch]]
-            feats = [model.preprocess([a for a, _, _ in chunk]), model.preprocess([b for _, b, _ in chunk])]
-            labels = torch.tensor([y for _, _, y in chunk], dtype=torch.float32)
-            value = loss(feats, labels)
-            opt.zero_grad()
-            value.backward()
-            torch.nn.utils.clip_grad_norm_(loss.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            step += 1
-            if step % 10 == 0 or step == steps:
-                print(f"  step {step}/{steps} loss {value.item():.4f} {time.time() - t0:.0f}s", file=sys.stderr,
-                      flush=True)
-    model.eval()
-    return model, time.time() - t0
 
 
 class TunedEmbedder:
@@ -188,6 +121,9 @@ def main(argv=None) -> int:
                     help="also print a threshold-free DEV diagnostic: ROC AUC (unsafe vs safe rows of jbb_behaviors "
                          "and hatecheck) of the whole-message concept score in the base, linear-map and tuned spaces")
     ap.add_argument("--no-compare", action="store_true", help="skip the plain/space rows (intent_compare)")
+    ap.add_argument("--train-only", action="store_true",
+                    help="train (or find in the cache), print the tuned model's directory and stop; "
+                         "scripts/calibrate_loso.py --tuned DIR measures it")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     for k, v in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false")):
@@ -200,6 +136,7 @@ def main(argv=None) -> int:
     from policyengine import Engine
     from policyengine.compiler import compile_policy
     from policyengine.intent import contrastive as ic
+    from policyengine.intent import finetune as ft
     from policyengine.matchers.embedders import resolve_model_path, split_model_id
     from policyengine.matchers.similarity import ConceptScores
 
@@ -209,7 +146,9 @@ def main(argv=None) -> int:
     concepts = {k: (tuple(policy.concepts[k].examples), tuple(policy.concepts[k].counter))
                 for k in policy.used_concepts}
     background = ic.background_texts()
-    pairs = build_pairs(concepts, background, args.positives, args.seed)
+    cfg = ft.FinetuneConfig(positives=args.positives, epochs=args.epochs, batch=args.batch, lr=args.lr,
+                            loss=args.loss, seed=args.seed)
+    pairs = ft.build_pairs(concepts, background, args.positives, args.seed)
     if args.max_pairs:
         pairs = pairs[:args.max_pairs]
     n_pos = sum(y == 1.0 for _, _, y in pairs)
@@ -218,7 +157,7 @@ def main(argv=None) -> int:
 
     # --- plain and space, from intent_compare itself, same pack, same rows --------------------------------------
     compare_md = ""
-    if not args.no_compare:
+    if not args.no_compare and not args.train_only:
         tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"intent_finetune_compare_{os.getpid()}.md"
         buf = io.StringIO()
         with redirect_stdout(buf):
@@ -232,8 +171,9 @@ def main(argv=None) -> int:
 
     # --- train -------------------------------------------------------------------------------------------------
     torch.set_num_threads(args.threads)
-    cfg = {k: getattr(args, k) for k in ("loss", "positives", "max_pairs", "epochs", "batch", "lr", "seed")}
-    digest = pairs_digest(pairs, cfg)
+    digest = ft.training_digest(base_id, concepts, background, cfg).split(":")[-1][:16]
+    if args.max_pairs:
+        digest += f"-first{args.max_pairs}"
     saved = ic.cache_dir().parent / "finetune" / digest  # the tuned model, so a re-run only re-measures
     if (saved / "train.json").exists():
         from sentence_transformers import SentenceTransformer
@@ -243,13 +183,18 @@ def main(argv=None) -> int:
         train_s = json.loads((saved / "train.json").read_text())["seconds"]
         how = f"loaded from {saved}; trained earlier in"
     else:
-        model, train_s = train(resolve_model_path(base_id), pairs, loss_name=args.loss, batch=args.batch,
-                               epochs=args.epochs, lr=args.lr, seed=args.seed)
+        t0 = time.time()
+        model = ft.train(resolve_model_path(base_id), pairs, cfg, threads=args.threads,
+                         log=lambda m: print("  " + m, file=sys.stderr, flush=True))
+        train_s = time.time() - t0
         model.save(str(saved))
         (saved / "train.json").write_text(json.dumps({"seconds": train_s, "threads": args.threads, **cfg}))
         how = "trained in"
     print(f"fine-tune: {how} {train_s:.1f} s, {len(pairs)} pairs, {args.threads} threads", file=sys.stderr,
           flush=True)
+    if args.train_only:
+        print(saved)
+        return 0
     torch.set_num_threads(1)
     tuned = icmp.CachingEmbedder(TunedEmbedder(model, base_id), ic.cache_dir().parent / "emb" / f"finetune-{digest}.npz")
     engine = Engine(policy, embedder=tuned, threads=1)
