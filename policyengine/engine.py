@@ -89,6 +89,14 @@ def _tuned_if_finetune(policy: CompiledPolicy, needed: dict[str, Any], embedder:
     return tuned_embedder(policy.model, {k: (c.examples, c.counter) for k, c in needed.items()}, threads)
 
 
+def policy_embedder(policy: CompiledPolicy, backend: str = "torch", threads: int = 1) -> Embedder:
+    """The embedder a policy's concepts need: the fine-tuned model of a "+finetune" policy (trained or loaded),
+    otherwise the (shared) model of `policy.model` on `backend`."""
+    needed = {k: c for k, c in policy.concepts.items() if k in policy.used_concepts}
+    tuned = _tuned_if_finetune(policy, needed, None, backend, threads)
+    return tuned if tuned is not None else load_backend(policy.model, backend, threads)
+
+
 def _default_threads() -> int:
     env = os.environ.get("POLICYENGINE_THREADS")
     return max(1, int(env)) if env and env.isdigit() else 1

@@ -148,3 +148,21 @@ def test_cli_check_explains_in_the_tuned_space(engines, capsys, tmp_path):
     assert main(["check", str(src), LOOKALIKE]) == 0
     out = capsys.readouterr().out
     assert "ALLOW" in out and "near miss: rule violence" in out and "+finetune" in out
+
+
+def test_serve_holder_embeds_with_the_tuned_model(engines, tmp_path):
+    """`policyengine serve POLICY` and `serve BUNDLE` build their engines through the holder: both use the tuned model."""
+    from policyengine.bundle import write_bundle
+    from policyengine.server.holder import PolicyHolder
+
+    _, tuned = engines
+    src = tmp_path / "t.policy"
+    src.write_text(POLICY % (BASE + "+finetune"), encoding="utf-8")
+    write_bundle(src, tmp_path / "t.pebundle")
+    for path in (src, tmp_path / "t.pebundle"):
+        holder = PolicyHolder(str(path))
+        holder.reload("start")
+        eng = holder.engine
+        assert eng is not None and getattr(eng._embedder, "tuned", False), path
+        assert eng.evaluate(input=LOOKALIKE).action == "allow"
+        assert np.allclose(eng._encode([HARMFUL]), tuned._encode([HARMFUL]), atol=1e-6)

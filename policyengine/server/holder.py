@@ -63,9 +63,9 @@ class PolicyHolder:
         if policy.used_concepts:
             embedder = self._embedder
             if embedder is None:
-                from ..matchers.embedders import load_embedder
+                from ..engine import policy_embedder
 
-                embedder = load_embedder(policy.model, threads=self.threads)  # once per process (cached)
+                embedder = policy_embedder(policy, "torch", self.threads)  # once per process (cached)
             kwargs["embedder"] = SlicedEmbedder(embedder)
         return Engine(policy, **kwargs)
 
@@ -81,7 +81,8 @@ class PolicyHolder:
             fresh_policy(self.path, manifest)  # same bundle: only report it if edited sources made it stale
             return self.engine
         embedder = self._embedder
-        if embedder is None and manifest.get("model"):
+        # a "+finetune" bundle's tuned model is unpacked by load_engine, which then loads it itself
+        if embedder is None and manifest.get("model") and not manifest.get("finetune"):
             from ..engine import load_backend
 
             embedder = load_backend(manifest["model"]["id"], manifest["model"]["backend"], self.threads)
