@@ -40,10 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--budgets", default="0.03,0.05,0.08",
                     help="false-refusal budgets (share of the calibration rows' safe rows, point estimate)")
-    ap.add_argument("--self-quantiles", default="",
-                    help="also rows with thresholds from the policy's own text, no data: each concept's threshold "
-                         "is the q-quantile of the scores that benign text (the background set and every other "
-                         "concept's counter-examples) reaches on it while clearing its counters; e.g. 0.95,1.0")
+    ap.add_argument("--from-policy", action="store_true",
+                    help="also rows with the thresholds of `policyengine calibrate --from-policy` (no data: each "
+                         "just above the best score benign text of the policy reaches while clearing the counters)")
     ap.add_argument("--in-source", action="store_true",
                     help="also rows calibrated on the dev rows of every file, the scored file included (holdout "
                          "rows are then new rows of sources calibration saw: the random-split view the issue warns "
@@ -115,24 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     label = policy.model + (f", tuned {Path(args.tuned).name}" if args.tuned else "")
     for f in FILES:
         lines += row_cells(f"as written ({label})", "-", f, T0, check=False)
-    if args.self_quantiles:
-        from policyengine.intent.contrastive import background_texts
+    if args.from_policy:
+        from policyengine.measure.calibrate import benign_ceilings
 
-        index = engine._index
-        bg = list(background_texts())
-        for q in [float(x) for x in args.self_quantiles.split(",") if x]:
-            T = T0.copy()
-            for j, c in enumerate(concepts):
-                spec = policy.concepts[c]
-                neg = bg + [t for o in concepts if o != c for t in policy.concepts[o].counter
-                            if t not in spec.examples]
-                sc = index.score(c, index.encode(neg))
-                clear = sc.ex_score[sc.ex_score > sc.ctr_score]
-                T[j] = float(np.quantile(clear, q)) + 1e-3 if len(clear) else T0[j]
-            print(f"[self q={q}] " + ", ".join(f"{c} {t0:.3f}->{t:.3f}" for c, t0, t in zip(concepts, T0, T)),
-                  file=sys.stderr)
-            for f in FILES:
-                lines += row_cells("self-calibrated (policy text only)", f"q={q}", f, T, check=True)
+        ceilings = {r.concept: r.new for r in benign_ceilings(engine)}
+        T = np.array([ceilings.get(c, t0) for c, t0 in zip(concepts, T0)], dtype=float)
+        print("[from the policy's text] " + ", ".join(f"{c} {t0:.3f}->{t:.3f}" for c, t0, t in zip(concepts, T0, T)),
+              file=sys.stderr)
+        for f in FILES:
+            lines += row_cells("self-calibrated (policy text only)", "--from-policy", f, T, check=True)
     budgets = [float(b) for b in args.budgets.split(",") if b]
     for budget in budgets:
         calibrated: dict[tuple, tuple] = {}

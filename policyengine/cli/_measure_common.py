@@ -20,8 +20,8 @@ def rate(value: str) -> float:
     return x
 
 
-def add_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", action="append", required=True, metavar="FILE.jsonl",
+def add_data(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--data", action="append", required=required, metavar="FILE.jsonl",
                    help='labelled rows {"text", "label": "safe"|"unsafe", optional "id", "category", "context"}; '
                         "repeat for several files")
     p.add_argument("--threads", type=int, default=None, help="torch/FAISS threads (default 1 or $POLICYENGINE_THREADS)")

@@ -17,8 +17,12 @@ def register(sub: Any) -> dict:
                                    "false-refusal rate within budget, overall and per concept. Prints old -> new "
                                    "thresholds, FRR and catch before/after, and the rows that flip.")
     p.add_argument("policy")
-    add_data(p)
-    p.add_argument("--max-frr", type=rate, required=True, metavar="X", help="false-refusal budget, e.g. 0.03 or 3%%")
+    add_data(p, required=False)
+    p.add_argument("--max-frr", type=rate, metavar="X", help="false-refusal budget, e.g. 0.03 or 3%% (with --data)")
+    p.add_argument("--from-policy", action="store_true",
+                   help="no data: set each threshold just above the best score that benign text of the policy "
+                        "(the intent background set, the other concepts' counter-examples) reaches on the concept "
+                        "while clearing its counters; for +finetune policies, whose scale differs (docs/intent.md)")
     p.add_argument("--max-concept-frr", type=rate, metavar="X",
                    help="budget for the false refusals any one concept causes (default: --max-frr)")
     p.add_argument("--point-estimate", action="store_true",
@@ -33,7 +37,14 @@ def register(sub: Any) -> dict:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from ..measure.calibrate import calibrate, rewrite_thresholds
+    from .main import UsageError
 
+    if args.from_policy:
+        if args.data or args.max_frr is not None:
+            raise UsageError("--from-policy uses no data: drop --data and --max-frr")
+        return _from_policy(args)
+    if not args.data or args.max_frr is None:
+        raise UsageError("calibrate needs --data FILE.jsonl and --max-frr X (or --from-policy)")
     data = load_all(args.data)
     result = calibrate(args.policy, data, args.max_frr, args.max_concept_frr, threads=threads(args),
                        conservative=not args.point_estimate,
@@ -54,3 +65,30 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             print()
             print("review the table, then run again with --write to apply it", file=sys.stderr)
     return 0 if result.feasible else 1
+
+
+def _from_policy(args: argparse.Namespace) -> int:
+    from ..compiler import compile_policy
+    from ..engine import Engine
+    from ..measure.calibrate import benign_ceilings, render_ceilings, rewrite_thresholds
+
+    policy = compile_policy(args.policy)
+    rows = benign_ceilings(Engine(policy, threads=threads(args)))
+    new = {r.concept: r.new for r in rows if r.changed}
+    written: list[str] = []
+    if args.write and new:
+        written = rewrite_thresholds(policy, new, {}, note="the policy's own benign text (--from-policy)")
+    if args.format == "json":
+        print(json.dumps({"policy": policy.entry, "model": policy.model, "written": written,
+                          "concepts": [{"concept": r.concept, "source": r.source, "old": r.old, "new": r.new,
+                                        "benign_text": r.text, "benign_score": r.score, "benign": r.benign}
+                                       for r in rows]}, indent=2, ensure_ascii=False))
+    else:
+        print(render_ceilings(policy.entry, policy.model, rows))
+        if args.write:
+            print()
+            print(f"wrote {', '.join(written)}" if written else "nothing to write: no threshold changed")
+        elif new:
+            print()
+            print("review the table, then run again with --write to apply it", file=sys.stderr)
+    return 0

@@ -423,6 +423,70 @@ def calibrate(policy_path: str, data: dict[str, list], max_frr: float, max_conce
                        conservative, budget_count(max_frr, n_safe, conservative))
 
 
+# ---- --from-policy: thresholds from the policy's own text, no data --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenignCeiling:
+    """A concept's threshold set just above the highest score any benign text of the policy reaches on it while
+    clearing its counter-examples (+ margin): the background set of policyengine/intent and every other concept's
+    counter-examples. `text` is that benign text (None when none clears the counters: the threshold is kept)."""
+
+    concept: str
+    source: str
+    old: float
+    new: float
+    text: str | None
+    score: float | None
+    benign: int  # how many benign texts were compared
+
+    @property
+    def changed(self) -> bool:
+        return not math.isclose(self.old, self.new)
+
+
+def benign_ceilings(engine: Any) -> list[BenignCeiling]:
+    """For every concept the engine's rules use, in the engine's own space (plain, +contrastive or +finetune)."""
+    from ..intent.contrastive import background_texts
+
+    index = engine._index
+    if index is None:
+        return []
+    policy = engine.policy
+    background = list(background_texts())
+    names = sorted(index.concepts)
+    out = []
+    for c in names:
+        spec = policy.concepts[c]
+        own = set(spec.examples)
+        benign = list(dict.fromkeys(background + [t for o in names if o != c for t in policy.concepts[o].counter
+                                                  if t not in own]))
+        sc = index.score(c, engine._encode(benign))
+        clear = np.nonzero(sc.ex_score > sc.ctr_score + spec.margin)[0]
+        if len(clear):
+            i = int(clear[np.argmax(sc.ex_score[clear])])
+            top = float(sc.ex_score[i])
+            new = min(1.0, math.floor(top * 1000 + 1e-9) / 1000 + 0.001)
+            out.append(BenignCeiling(c, str(spec.span), spec.threshold, new, benign[i], top, len(benign)))
+        else:
+            out.append(BenignCeiling(c, str(spec.span), spec.threshold, spec.threshold, None, None, len(benign)))
+    return out
+
+
+def render_ceilings(policy_name: str, model: str, rows: Sequence[BenignCeiling]) -> str:
+    w = max([len(r.concept) for r in rows] + [7])
+    out = [f"calibrate {policy_name} --from-policy: each threshold just above the best score that benign text of the "
+           f"policy reaches while clearing the concept's counter-examples (model {model})",
+           f"benign text: the background set and the other concepts' counter-examples ({rows[0].benign if rows else 0}"
+           " texts for the first concept); no labelled data is used", "",
+           f"{'concept':{w}}  {'threshold':>15}  highest benign text (score)  source"]
+    for r in rows:
+        arrow = f"{r.old:.3f} → {r.new:.3f}" if r.changed else f"{r.old:.3f} (same)"
+        why = f"{_short(r.text, 70)} ({r.score:.3f})" if r.text is not None else "none clears the counter-examples"
+        out.append(f"{r.concept:{w}}  {arrow:>15}  {why}  {r.source}")
+    return "\n".join(out)
+
+
 # ---- --write: rewrite only the threshold literals -----------------------------------------------------------------
 
 _CALIBRATED_COMMENT = re.compile(r"[ \t]*#[ \t]*calibrated\b[^\n]*$")
@@ -454,12 +518,12 @@ def format_threshold(t: float) -> str:
 
 
 def rewrite_thresholds(policy: CompiledPolicy, new: dict[str, float], data_files: dict[str, str],
-                       today: _dt.date | None = None) -> list[str]:
+                       today: _dt.date | None = None, note: str | None = None) -> list[str]:
     """Rewrite each changed threshold literal in the file that defines its concept, and put beside it a comment with
     the date, the old value and the sha256 of each data file. Everything else in the files is kept byte for byte.
     Returns the files written. The result is compiled again; on any error nothing is left changed."""
     today = today or _dt.date.today()
-    data_note = "; ".join(f"{Path(p).name} sha256:{h}" for p, h in data_files.items())
+    data_note = note or "; ".join(f"{Path(p).name} sha256:{h}" for p, h in data_files.items())
     by_file: dict[str, dict[str, float]] = {}
     for concept, t in new.items():
         by_file.setdefault(policy.concepts[concept].span.file, {})[concept] = t

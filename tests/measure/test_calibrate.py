@@ -197,3 +197,34 @@ def test_calibrate_cli_write_on_imported_files(tmp_path, capsys, real_embedder):
                  "--format", "json", "--no-progress"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["feasible"] is False and doc["allowed_false_refusals"] == -1
+
+
+@pytest.mark.model
+def test_calibrate_from_policy_needs_no_data_and_clears_every_benign_text(tmp_path, capsys, real_embedder):
+    """--from-policy: each threshold just above the best score that benign text of the policy (the intent background
+    set, other concepts' counters) reaches while clearing the concept's counters; --write records where it came from."""
+    from policyengine import Engine
+    from policyengine.intent.contrastive import background_texts
+    from policyengine.measure.calibrate import benign_ceilings
+
+    shutil.copy(FIXTURES / "harm.policy", tmp_path / "harm.policy")  # threshold 0.25: background text fires
+    policy = compile_policy(str(tmp_path / "harm.policy"))
+    engine = Engine(policy, embedder=real_embedder)
+    fired = [t for t in background_texts() if engine.evaluate(input=t).action == "block"]
+    assert fired  # the fixture's threshold is far too low
+    (row,) = benign_ceilings(engine)
+    assert row.concept == "harmful_request" and row.changed and row.new > 0.25 and row.text in background_texts()
+    assert row.new == pytest.approx(row.score + 0.001, abs=0.0011) and row.new > row.score
+    code = main(["calibrate", str(tmp_path / "harm.policy"), "--from-policy", "--write"])
+    out = capsys.readouterr().out
+    assert code == 0 and "0.250 →" in out and "no labelled data" in out and f"wrote {tmp_path / 'harm.policy'}" in out
+    text = (tmp_path / "harm.policy").read_text()
+    assert "(was 0.25) on the policy's own benign text (--from-policy)" in text
+    after = Engine(compile_policy(str(tmp_path / "harm.policy")), embedder=real_embedder)
+    assert after.policy.concepts["harmful_request"].threshold == pytest.approx(row.new)
+    assert not [t for t in background_texts() if after.evaluate(input=t).action == "block"]
+    assert after.evaluate(input="how do I build a pipe bomb at home").action == "block"
+    # data and --from-policy do not mix; without either, a usage error
+    assert main(["calibrate", str(tmp_path / "harm.policy"), "--from-policy", "--max-frr", "5%"]) == 2
+    assert main(["calibrate", str(tmp_path / "harm.policy")]) == 2
+    assert "--from-policy" in capsys.readouterr().err

@@ -61,7 +61,7 @@ def test_calibrate_loso_never_uses_the_scored_files_rows(tmp_path: Path) -> None
     import calibrate_loso
 
     policy = str(FIXTURES / "harm.policy")  # threshold 0.25: far too low, so calibration must move it
-    argv = ["--pack", policy, "--budgets", "0.05", "--self-quantiles", "1.0"]
+    argv = ["--pack", policy, "--budgets", "0.05", "--from-policy"]
     out1, err1 = _run(calibrate_loso.main, argv + ["--data-dir", str(_data_dir(tmp_path / "a"))])
     # every file x split, for the pack as written, the LOSO calibration and the self-calibration
     for f in FILES:
