@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from-policy", action="store_true",
                     help="also rows with the thresholds of `policyengine calibrate --from-policy` (no data: each "
                          "just above the best score benign text of the policy reaches while clearing the counters)")
+    ap.add_argument("--from-policy-deltas", default="",
+                    help="also rows with the --from-policy thresholds lowered by delta, delta chosen for each file "
+                         "leave-one-source-out (intent_compare's objective on the other files' dev rows), e.g. "
+                         "0,0.01,0.02,0.03,0.05")
     ap.add_argument("--in-source", action="store_true",
                     help="also rows calibrated on the dev rows of every file, the scored file included (holdout "
                          "rows are then new rows of sources calibration saw: the random-split view the issue warns "
@@ -123,6 +127,29 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         for f in FILES:
             lines += row_cells("self-calibrated (policy text only)", "--from-policy", f, T, check=True)
+    deltas = [float(x) for x in args.from_policy_deltas.split(",") if x]
+    if deltas:
+        from intent_compare import objective
+
+        from policyengine.measure.calibrate import benign_ceilings
+
+        ceilings = {r.concept: r.new for r in benign_ceilings(engine)}
+        C = np.array([ceilings.get(c, t0) for c, t0 in zip(concepts, T0)], dtype=float)
+        res: dict[float, dict] = {}
+        for d in deltas:
+            res[d] = {}
+            for key in results:
+                b = blocked(key, C - d)
+                safe = [x for r, x in zip(results[key], b) if not r.row.unsafe]
+                unsafe = [x for r, x in zip(results[key], b) if r.row.unsafe]
+                res[d][key] = (sum(safe), len(safe), sum(unsafe), len(unsafe))
+        for f in FILES:
+            best = max(deltas, key=lambda d: (objective(res[d], exclude=f), -d))
+            print(f"[from-policy delta, without {f}] " + ", ".join(f"{d:g}: {objective(res[d], exclude=f):.3f}"
+                                                                 for d in deltas) + f" -> {best:g}", file=sys.stderr)
+            lines += row_cells("self-calibrated - delta (LOSO)", f"delta={best:g}", f, C - best, check=True)
+        every = max(deltas, key=lambda d: (objective(res[d], exclude=""), -d))
+        print(f"[from-policy delta on every file's dev rows] -> {every:g}", file=sys.stderr)
     budgets = [float(b) for b in args.budgets.split(",") if b]
     for budget in budgets:
         calibrated: dict[tuple, tuple] = {}

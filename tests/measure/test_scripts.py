@@ -61,20 +61,21 @@ def test_calibrate_loso_never_uses_the_scored_files_rows(tmp_path: Path) -> None
     import calibrate_loso
 
     policy = str(FIXTURES / "harm.policy")  # threshold 0.25: far too low, so calibration must move it
-    argv = ["--pack", policy, "--budgets", "0.05", "--from-policy"]
+    argv = ["--pack", policy, "--budgets", "0.05", "--from-policy", "--from-policy-deltas", "0,0.05"]
     out1, err1 = _run(calibrate_loso.main, argv + ["--data-dir", str(_data_dir(tmp_path / "a"))])
-    # every file x split, for the pack as written, the LOSO calibration and the self-calibration
+    # every file x split: the pack as written, the LOSO calibration, the self-calibration and self - delta (LOSO)
     for f in FILES:
         for split in ("dev", "holdout"):
-            assert sum(f"| {f} | {split} |" in line for line in out1.splitlines()) == 3
+            assert sum(f"| {f} | {split} |" in line for line in out1.splitlines()) == 4
     as_written = [line for line in out1.splitlines() if line.startswith("| as written") and "| jbb_behaviors | dev |" in line]
     assert "100.0% (3/3)" in as_written[0] and "(3/3)" in as_written[0]  # 0.25 blocks the safe look-alikes too
     # flip the labels of jbb's dev rows: the thresholds chosen *without* jbb cannot change, the others may
     out2, err2 = _run(calibrate_loso.main, argv + ["--data-dir", str(_data_dir(tmp_path / "b", ("safe",) * 6))])
-    line = lambda err, f: next(x for x in err.splitlines() if f"without {f}]" in x)  # noqa: E731
-    assert line(err1, "jbb_behaviors") == line(err2, "jbb_behaviors")
-    assert line(err1, "coconot_contrast") != line(err2, "coconot_contrast")
-    assert "harmful_request 0.250->" in line(err1, "jbb_behaviors")
+    # (the calibrated thresholds and the chosen delta, each printed on a "without F]" line)
+    lines = lambda err, f: [x for x in err.splitlines() if f"without {f}]" in x]  # noqa: E731
+    assert len(lines(err1, "jbb_behaviors")) == 2 and lines(err1, "jbb_behaviors") == lines(err2, "jbb_behaviors")
+    assert lines(err1, "coconot_contrast") != lines(err2, "coconot_contrast")
+    assert "harmful_request 0.250->" in lines(err1, "jbb_behaviors")[1]
 
 
 def test_pack_versions_table(tmp_path: Path) -> None:
