@@ -76,6 +76,9 @@ def test_trained_once_cached_stamped_and_reloaded_without_training(engines, monk
     entry = finetune.entry(info["digest"])
     assert finetune.stamped(entry, info["digest"]) and (entry / "model.safetensors").is_file()
     monkeypatch.setattr(finetune, "train", lambda *a, **k: pytest.fail("the cached model should have been used"))
+    same_process = Engine.from_source(POLICY % (BASE + "+finetune"))  # the model already loaded in this process
+    assert same_process._index.space_info["cached"] is True
+    assert tuned._index.space_info["cached"] is False  # each engine keeps its own view
     monkeypatch.setattr(finetune, "_LOADED", {})
     again = Engine.from_source(POLICY % (BASE + "+finetune"))
     assert again._index.space_info["cached"] is True and again._index.space_info["digest"] == info["digest"]

@@ -237,6 +237,5 @@ def tuned_embedder(model_id: str, concepts: Mapping[str, tuple[Sequence[str], Se
         if key not in _LOADED:
             _LOADED[key] = TunedEmbedder(directory, model_id, threads, info)
         emb = _LOADED[key]
-        if not info["cached"]:
-            emb.info = info
+        emb.info = info  # this engine's view: trained now, or found in a bundle or the cache
         return emb
