@@ -275,6 +275,9 @@ def _unpack_finetune(z: zipfile.ZipFile, digest: str, path: str | os.PathLike[st
     from .intent import finetune
 
     names = [n for n in z.namelist() if n.startswith("finetune/") and not n.endswith("/")]
+    if any(".." in Path(n).parts or Path(n).is_absolute() or "\\" in n for n in names):
+        raise BundleError(f"{path}: corrupt bundle (a file of its fine-tuned model points outside its folder); "
+                          f"rebuild it: policyengine compile POLICY -o {path}")
     if "finetune/policyengine.json" not in names:
         raise BundleError(f"{path}: corrupt bundle (its fine-tuned model is incomplete); "
                           f"rebuild it: policyengine compile POLICY -o {path}")

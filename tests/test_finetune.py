@@ -169,3 +169,19 @@ def test_serve_holder_embeds_with_the_tuned_model(engines, tmp_path):
         assert eng is not None and getattr(eng._embedder, "tuned", False), path
         assert eng.evaluate(input=LOOKALIKE).action == "allow"
         assert np.allclose(eng._encode([HARMFUL]), tuned._encode([HARMFUL]), atol=1e-6)
+
+
+def test_a_bundle_whose_model_files_escape_their_folder_is_refused(engines, tmp_path):
+    import zipfile
+
+    from policyengine import Engine
+    from policyengine.bundle import BundleError, write_bundle
+
+    src = tmp_path / "t.policy"
+    src.write_text(POLICY % (BASE + "+finetune"), encoding="utf-8")
+    write_bundle(src, tmp_path / "t.pebundle")
+    with zipfile.ZipFile(tmp_path / "t.pebundle", "a") as z:
+        z.writestr("finetune/../../escaped.txt", "x")
+    with pytest.raises(BundleError, match="outside its folder"):
+        Engine.from_bundle(tmp_path / "t.pebundle")
+    assert not (tmp_path / "escaped.txt").exists()
