@@ -39,14 +39,24 @@ class BundleError(RuntimeError):
     """The bundle cannot be used: unreadable, built for another policy/model, or stale."""
 
 
-class _Recorder:
-    """Wraps an embedder and remembers the vectors of the texts it was asked for (the concept exemplars)."""
+class _Wrapped:
+    """An embedder around another: model id and backend of the inner one, anything else (e.g. a tuned model's
+    `tuned` and `info`) looked up on it."""
 
     def __init__(self, inner: Any):
         self.inner = inner
         self.model_id = inner.model_id
         self.backend = getattr(inner, "backend", "torch")
-        self.tuned, self.info = getattr(inner, "tuned", False), getattr(inner, "info", None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["inner"], name)
+
+
+class _Recorder(_Wrapped):
+    """Wraps an embedder and remembers the vectors of the texts it was asked for (the concept exemplars)."""
+
+    def __init__(self, inner: Any):
+        super().__init__(inner)
         self.seen: dict[str, np.ndarray] = {}
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -56,14 +66,11 @@ class _Recorder:
         return vecs
 
 
-class _Precomputed:
+class _Precomputed(_Wrapped):
     """Serves the bundle's exemplar vectors; anything else goes to the real embedder."""
 
     def __init__(self, inner: Any, table: dict[str, np.ndarray]):
-        self.inner = inner
-        self.model_id = inner.model_id
-        self.backend = getattr(inner, "backend", "torch")
-        self.tuned, self.info = getattr(inner, "tuned", False), getattr(inner, "info", None)
+        super().__init__(inner)
         self.table = table
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -109,15 +116,14 @@ def write_bundle(policy_path: str | os.PathLike[str], out: str | os.PathLike[str
     """Compile `policy_path`, embed its exemplars, and write the bundle to `out`. Returns the manifest."""
     from . import __version__
     from .compiler import compile_policy
-    from .engine import Engine, _tuned_if_finetune, load_backend
+    from .engine import Engine, policy_embedder
 
     policy = compile_policy(policy_path)
     needed = {k for k in policy.concepts if k in policy.used_concepts}
     recorder = None
     kwargs: dict[str, Any] = {"threads": threads, "regex_engine": regex_engine}
     if needed:
-        inner = _tuned_if_finetune(policy, {k: policy.concepts[k] for k in needed}, embedder, backend, threads or 1)
-        recorder = _Recorder(inner if inner is not None else load_backend(policy.model, backend, threads or 1))
+        recorder = _Recorder(policy_embedder(policy, backend, threads or 1, given=embedder))
         kwargs["embedder"] = recorder
     engine = Engine(policy, **kwargs)
     texts = sorted(recorder.seen) if recorder else []
@@ -213,7 +219,7 @@ def fresh_policy(path: str | os.PathLike[str], manifest: dict[str, Any],
 def load_engine(path: str | os.PathLike[str], *, policy_path: str | os.PathLike[str] | None = None,
                 threads: int | None = None, embedder: Any | None = None, **kwargs: Any) -> Any:
     """Engine.from_bundle: see the module docstring."""
-    from .engine import Engine, load_backend
+    from .engine import Engine, policy_embedder
     from .matchers.multiregex import PolicyScanner
 
     manifest = read_manifest(path)
@@ -247,13 +253,8 @@ def load_engine(path: str | os.PathLike[str], *, policy_path: str | os.PathLike[
                 raise BundleError(f"{path}: stale bundle: the installed weights of {policy.model!r} changed since it "
                                   f"was compiled (sha256 {model['weights_sha256'][:12]}..., now {now[:12]}...); "
                                   f"{rebuild}")
-            if manifest.get("finetune"):  # the tuned model unpacked above: loaded, never trained
-                from .engine import _tuned_if_finetune
-
-                needed = {k: c for k, c in policy.concepts.items() if k in policy.used_concepts}
-                embedder = _tuned_if_finetune(policy, needed, None, model["backend"], threads or 1)
-            else:
-                embedder = load_backend(policy.model, model["backend"], threads or 1)
+            # for "+finetune", the tuned model unpacked above: loaded, never trained
+            embedder = policy_embedder(policy, model["backend"], threads or 1)
         elif getattr(embedder, "backend", "torch") != model["backend"]:
             raise BundleError(f"{path}: built with the {model['backend']} backend, the given embedder is "
                               f"{getattr(embedder, 'backend', 'torch')}; {rebuild}")
@@ -269,9 +270,6 @@ def load_engine(path: str | os.PathLike[str], *, policy_path: str | os.PathLike[
 def _unpack_finetune(z: zipfile.ZipFile, digest: str, path: str | os.PathLike[str]) -> None:
     """Make the bundle's fine-tuned model available for `digest`: unpacked into the fine-tune cache (where a later
     compile finds it too) unless it is already there, or into a temporary directory when the cache is read-only."""
-    import shutil
-    import tempfile
-
     from .intent import finetune
 
     names = [n for n in z.namelist() if n.startswith("finetune/") and not n.endswith("/")]
@@ -283,19 +281,12 @@ def _unpack_finetune(z: zipfile.ZipFile, digest: str, path: str | os.PathLike[st
                           f"rebuild it: policyengine compile POLICY -o {path}")
     target = finetune.entry(digest)
     if not finetune.stamped(target, digest):
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
-        except OSError:
-            tmp = Path(tempfile.mkdtemp(prefix="policyengine-finetune-"))
-        for n in names:
-            dest = tmp / n[len("finetune/"):]
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(z.read(n))
-        try:
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        except OSError:  # read-only cache, or another process got there first: use our copy
-            target = tmp
+
+        def write(d: Path) -> None:
+            for n in names:
+                dest = d / n[len("finetune/"):]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(z.read(n))
+
+        target = finetune.install(digest, write)
     finetune.preload(digest, target)

@@ -73,28 +73,23 @@ def load_backend(model_id: str, backend: str, threads: int) -> Embedder:
     raise ValueError(f"unknown embedding backend {backend!r} (torch, onnx)")
 
 
-def _tuned_if_finetune(policy: CompiledPolicy, needed: dict[str, Any], embedder: Embedder | None, backend: str,
-                       threads: int) -> Embedder | None:
-    """For a "<base>+finetune" policy, the base model fine-tuned on the policy's own pairs (trained on first use,
-    then cached; docs/intent.md) replaces the base embedder for examples and messages alike. An embedder that is
-    already the tuned one (marked `tuned`) is kept; for other policies `embedder` is returned unchanged."""
+def policy_embedder(policy: CompiledPolicy, backend: str = "torch", threads: int = 1,
+                    given: Embedder | None = None) -> Embedder:
+    """The embedder a policy's concepts need. For a "<base>+finetune" policy, the base model fine-tuned on the
+    policy's own pairs (trained on first use, then cached; docs/intent.md) embeds examples and messages alike: it
+    replaces `given` unless `given` already is the tuned model (marked `tuned`). Otherwise `given`, or the (shared)
+    model of `policy.model` on `backend`."""
     from .matchers.embedders import ModelLoadError, split_model_id
 
-    if split_model_id(policy.model)[1] != "finetune" or getattr(embedder, "tuned", False):
-        return embedder
-    if backend != "torch":
-        raise ModelLoadError(f"model {policy.model!r}: the fine-tuned space needs the torch backend, not {backend!r}")
-    from .intent.finetune import tuned_embedder
+    if split_model_id(policy.model)[1] == "finetune" and not getattr(given, "tuned", False):
+        if backend != "torch":
+            raise ModelLoadError(f"model {policy.model!r}: the fine-tuned space needs the torch backend, "
+                                 f"not {backend!r}")
+        from .intent.finetune import tuned_embedder
 
-    return tuned_embedder(policy.model, {k: (c.examples, c.counter) for k, c in needed.items()}, threads)
-
-
-def policy_embedder(policy: CompiledPolicy, backend: str = "torch", threads: int = 1) -> Embedder:
-    """The embedder a policy's concepts need: the fine-tuned model of a "+finetune" policy (trained or loaded),
-    otherwise the (shared) model of `policy.model` on `backend`."""
-    needed = {k: c for k, c in policy.concepts.items() if k in policy.used_concepts}
-    tuned = _tuned_if_finetune(policy, needed, None, backend, threads)
-    return tuned if tuned is not None else load_backend(policy.model, backend, threads)
+        needed = {k: c for k, c in policy.concepts.items() if k in policy.used_concepts}
+        return tuned_embedder(policy.model, {k: (c.examples, c.counter) for k, c in needed.items()}, threads)
+    return given if given is not None else load_backend(policy.model, backend, threads)
 
 
 def _default_threads() -> int:
@@ -125,9 +120,7 @@ class Engine:
         index = None
         needed = {k: v for k, v in policy.concepts.items() if k in policy.used_concepts}
         if needed:
-            embedder = _tuned_if_finetune(policy, needed, embedder, backend, self.threads)
-            if embedder is None:
-                embedder = load_backend(policy.model, backend, self.threads)
+            embedder = policy_embedder(policy, backend, self.threads, given=embedder)
             info = getattr(embedder, "info", None)
             if embedding_cache:
                 from .matchers.embedcache import CachedEmbedder

@@ -34,9 +34,6 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pack", default=str(ROOT / "policies" / "default.policy"))
     ap.add_argument("--model", help="replace the pack's model id (e.g. the plain base model)")
-    ap.add_argument("--tuned", metavar="DIR",
-                    help="embed with this fine-tuned SentenceTransformer (scripts/intent_finetune.py --train-only) "
-                         "instead of the pack's model; the pack's model id must then be the plain base model")
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--budgets", default="0.03,0.05,0.08",
                     help="false-refusal budgets (share of the calibration rows' safe rows, point estimate)")
@@ -67,19 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     policy = compile_policy(args.pack)
     if args.model:
         policy = dataclasses.replace(policy, model=args.model)
-    embedder = None
-    if args.tuned:
-        from intent_finetune import TunedEmbedder
-        from sentence_transformers import SentenceTransformer
-
-        from policyengine.matchers.embedders import split_model_id
-        from policyengine.measure.runner import CachingEmbedder
-
-        policy = dataclasses.replace(policy, model=split_model_id(policy.model)[0])
-        tuned = SentenceTransformer(args.tuned, device="cpu")
-        tuned.eval()
-        embedder = CachingEmbedder(policy.model, inner=TunedEmbedder(tuned, policy.model))
-    engine = build_engine(policy, embedder=embedder)
+    engine = build_engine(policy)  # "+finetune": the runner shares the tuned model's embeddings between engines
     rows: dict[tuple[str, str], list[Row]] = {}
     for f in FILES:
         for s in ("dev", "holdout"):
@@ -96,53 +81,46 @@ def main(argv: list[str] | None = None) -> int:
         fired = m.scores >= T[None, :]
         return [m.action(m.truths(i, fired[i])) == "block" for i in range(len(m.texts))]
 
+    def counts(key: tuple[str, str], b: list[bool]) -> tuple[int, int, int, int]:
+        """(safe blocked, safe rows, unsafe blocked, unsafe rows), intent_compare.objective's shape."""
+        safe = [x for r, x in zip(results[key], b) if not r.row.unsafe]
+        unsafe = [x for r, x in zip(results[key], b) if r.row.unsafe]
+        return sum(safe), len(safe), sum(unsafe), len(unsafe)
+
     def row_cells(name: str, params: str, f: str, T: np.ndarray, check: bool) -> list[str]:
         out = []
         for s in ("dev", "holdout"):
-            res = results[(f, s)]
             b = blocked((f, s), T)
             if check:
-                real = run_rows(build_engine(with_thresholds(policy, dict(zip(concepts, map(float, T)))),
-                                             embedder=embedder),
+                real = run_rows(build_engine(with_thresholds(policy, dict(zip(concepts, map(float, T))))),
                                 rows[(f, s)], progress=False)
                 bad = sum(r.blocked != x for r, x in zip(real, b))
                 if bad:
                     raise SystemExit(f"decision model disagrees with the engine on {bad} rows of {f}/{s}")
-            safe = [x for r, x in zip(res, b) if not r.row.unsafe]
-            unsafe = [x for r, x in zip(res, b) if r.row.unsafe]
-            out.append(f"| {name} | {params} | {f} | {s} | {cell(sum(safe), len(safe))} | "
-                       f"{cell(sum(unsafe), len(unsafe))} |")
+            fs, ns, cu, nu = counts((f, s), b)
+            out.append(f"| {name} | {params} | {f} | {s} | {cell(fs, ns)} | {cell(cu, nu)} |")
         return out
 
     lines = list(TABLE_HEADER)
-    label = policy.model + (f", tuned {Path(args.tuned).name}" if args.tuned else "")
+    label = policy.model
     for f in FILES:
         lines += row_cells(f"as written ({label})", "-", f, T0, check=False)
-    if args.from_policy:
-        from policyengine.measure.calibrate import benign_ceilings
-
-        ceilings = {r.concept: r.new for r in benign_ceilings(engine)}
-        T = np.array([ceilings.get(c, t0) for c, t0 in zip(concepts, T0)], dtype=float)
-        print("[from the policy's text] " + ", ".join(f"{c} {t0:.3f}->{t:.3f}" for c, t0, t in zip(concepts, T0, T)),
-              file=sys.stderr)
-        for f in FILES:
-            lines += row_cells("self-calibrated (policy text only)", "--from-policy", f, T, check=True)
     deltas = [float(x) for x in args.from_policy_deltas.split(",") if x]
-    if deltas:
-        from intent_compare import objective
-
+    if args.from_policy or deltas:  # the thresholds of `calibrate --from-policy`, computed once
         from policyengine.measure.calibrate import benign_ceilings
 
         ceilings = {r.concept: r.new for r in benign_ceilings(engine)}
         C = np.array([ceilings.get(c, t0) for c, t0 in zip(concepts, T0)], dtype=float)
-        res: dict[float, dict] = {}
-        for d in deltas:
-            res[d] = {}
-            for key in results:
-                b = blocked(key, C - d)
-                safe = [x for r, x in zip(results[key], b) if not r.row.unsafe]
-                unsafe = [x for r, x in zip(results[key], b) if r.row.unsafe]
-                res[d][key] = (sum(safe), len(safe), sum(unsafe), len(unsafe))
+    if args.from_policy:
+        T = C
+        print("[from the policy's text] " + ", ".join(f"{c} {t0:.3f}->{t:.3f}" for c, t0, t in zip(concepts, T0, T)),
+              file=sys.stderr)
+        for f in FILES:
+            lines += row_cells("self-calibrated (policy text only)", "--from-policy", f, T, check=True)
+    if deltas:
+        from intent_compare import objective
+
+        res = {d: {key: counts(key, blocked(key, C - d)) for key in results} for d in deltas}
         for f in FILES:
             best = max(deltas, key=lambda d: (objective(res[d], exclude=f), -d))
             print(f"[from-policy delta, without {f}] " + ", ".join(f"{d:g}: {objective(res[d], exclude=f):.3f}"

@@ -49,24 +49,6 @@ GRID = [(m, d) for m in (0.0, 0.03, 0.10, 0.20)
         for d in (-0.06, -0.03, 0.0, 0.03, 0.06, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.45, 0.50, 0.60)]
 
 
-class TunedEmbedder:
-    """The fine-tuned SentenceTransformer behind the Embedder protocol (L2-normalised float32 rows)."""
-
-    def __init__(self, model, model_id: str):
-        self._model, self.model_id = model, model_id
-
-    def encode(self, texts):
-        if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
-        v = self._model.encode(list(texts), batch_size=64, convert_to_numpy=True, normalize_embeddings=True,
-                               show_progress_bar=False)
-        return np.ascontiguousarray(v, dtype=np.float32)
-
-    @property
-    def dimension(self) -> int:
-        return 384
-
-
 def auc(pos: np.ndarray, neg: np.ndarray) -> float:
     """P(score of a random unsafe row > score of a random safe row), ties half."""
     diff = pos[:, None] - neg[None, :]
@@ -123,7 +105,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-compare", action="store_true", help="skip the plain/space rows (intent_compare)")
     ap.add_argument("--train-only", action="store_true",
                     help="train (or find in the cache), print the tuned model's directory and stop; "
-                         "scripts/calibrate_loso.py --tuned DIR measures it")
+                         "the library's `+finetune` option trains the same model: see scripts/calibrate_loso.py --model")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     for k, v in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false")):
@@ -188,7 +170,8 @@ def main(argv=None) -> int:
                          log=lambda m: print("  " + m, file=sys.stderr, flush=True))
         train_s = time.time() - t0
         model.save(str(saved))
-        (saved / "train.json").write_text(json.dumps({"seconds": train_s, "threads": args.threads, **cfg}))
+        (saved / "train.json").write_text(json.dumps({"seconds": train_s, "threads": args.threads,
+                                                       **dataclasses.asdict(cfg)}))
         how = "trained in"
     print(f"fine-tune: {how} {train_s:.1f} s, {len(pairs)} pairs, {args.threads} threads", file=sys.stderr,
           flush=True)
@@ -196,7 +179,9 @@ def main(argv=None) -> int:
         print(saved)
         return 0
     torch.set_num_threads(1)
-    tuned = icmp.CachingEmbedder(TunedEmbedder(model, base_id), ic.cache_dir().parent / "emb" / f"finetune-{digest}.npz")
+    del model  # measured through the library's embedder, loaded from the saved directory
+    tuned_raw = ft.TunedEmbedder(saved, base_id)
+    tuned = icmp.CachingEmbedder(tuned_raw, ic.cache_dir().parent / "emb" / f"finetune-{digest}.npz")
     engine = Engine(policy, embedder=tuned, threads=1)
     index = engine._index
     orig_score = index.score
@@ -207,7 +192,7 @@ def main(argv=None) -> int:
     # per-message cost: the tuned model has the base model's architecture; time raw encodes of jbb dev rows
     texts = [r["text"] for r in data["jbb_behaviors", "dev"]]
     t0 = time.time()
-    TunedEmbedder(model, base_id).encode(texts)
+    tuned_raw.encode(texts)
     per_msg_ms = 1000 * (time.time() - t0) / len(texts)
 
     def run(m: float, delta: float):

@@ -57,14 +57,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps({**result.to_dict(), "written": written}, indent=2, ensure_ascii=False))
     else:
-        print(result.render_text())
-        if args.write:
-            print()
-            print(f"wrote {', '.join(written)}" if written else "nothing to write: no threshold changed")
-        elif result.new_thresholds:
-            print()
-            print("review the table, then run again with --write to apply it", file=sys.stderr)
+        _print_table(args, result.render_text(), written, bool(result.new_thresholds))
     return 0 if result.feasible else 1
+
+
+def _print_table(args: argparse.Namespace, table: str, written: list[str], changed: bool) -> None:
+    print(table)
+    if args.write:
+        print()
+        print(f"wrote {', '.join(written)}" if written else "nothing to write: no threshold changed")
+    elif changed:
+        print()
+        print("review the table, then run again with --write to apply it", file=sys.stderr)
 
 
 def _from_policy(args: argparse.Namespace) -> int:
@@ -84,11 +88,5 @@ def _from_policy(args: argparse.Namespace) -> int:
                                         "benign_text": r.text, "benign_score": r.score, "benign": r.benign}
                                        for r in rows]}, indent=2, ensure_ascii=False))
     else:
-        print(render_ceilings(policy.entry, policy.model, rows))
-        if args.write:
-            print()
-            print(f"wrote {', '.join(written)}" if written else "nothing to write: no threshold changed")
-        elif new:
-            print()
-            print("review the table, then run again with --write to apply it", file=sys.stderr)
+        _print_table(args, render_ceilings(policy.entry, policy.model, rows), written, bool(new))
     return 0

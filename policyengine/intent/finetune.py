@@ -31,7 +31,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -59,6 +59,7 @@ def build_pairs(concepts: Mapping[str, tuple[Sequence[str], Sequence[str]]], bac
                 positives: int, seed: int) -> list[tuple[str, str, float]]:
     """(text, text, 1.0 similar | 0.0 dissimilar), shuffled with `seed`; deterministic."""
     rng = random.Random(seed)
+    bg = list(background)
     pairs: list[tuple[str, str, float]] = []
     for name in sorted(concepts):
         ex, ctr = list(concepts[name][0]), list(concepts[name][1])
@@ -69,7 +70,7 @@ def build_pairs(concepts: Mapping[str, tuple[Sequence[str], Sequence[str]]], bac
             if ctr:
                 pairs.append((e, rng.choice(ctr), 0.0))
             if background:
-                pairs.append((e, rng.choice(list(background)), 0.0))
+                pairs.append((e, rng.choice(bg), 0.0))
     rng.shuffle(pairs)
     return pairs
 
@@ -86,7 +87,14 @@ def train(base_path: str, pairs: Sequence[tuple[str, str, float]], config: Finet
         from sentence_transformers.sentence_transformer import losses
     except ImportError:  # sentence-transformers < 6
         from sentence_transformers import losses  # type: ignore[no-redef]
-    _quiet_hf()
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    from ..matchers.embedders import offline_quiet
+
+    offline_quiet()
+    disable_progress_bars()  # no shard bars when loading and saving
+    hf_logging.disable_progress_bar()
     before = torch.get_num_threads()
     torch.set_num_threads(threads or max(1, min(os.cpu_count() or 1, 4)))
     try:
@@ -126,21 +134,6 @@ def train(base_path: str, pairs: Sequence[tuple[str, str, float]], config: Finet
         return model
     finally:
         torch.set_num_threads(before)
-
-
-def _quiet_hf() -> None:
-    """No download or shard progress bars from Hugging Face libraries while training and saving."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    try:
-        from huggingface_hub.utils import disable_progress_bars
-        from transformers.utils import logging as hf_logging
-
-        disable_progress_bars()
-        hf_logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
 
 
 def cache_dir() -> Path:
@@ -184,23 +177,35 @@ def load_or_train(base_id: str, concepts: Mapping[str, tuple[Sequence[str], Sequ
     t0 = time.perf_counter()
     model = train(resolve_model_path(base_id), pairs, config, log=log)
     seconds = round(time.perf_counter() - t0, 3)
-    target = entry(digest)
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save(str(tmp))
-        (tmp / "policyengine.json").write_text(json.dumps({"digest": digest, "base": base_id, "seconds": seconds,
-                                                           "pairs": len(pairs), "config": config.stamp()}))
-        if target.exists():
-            shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
-    except OSError:  # read-only cache: keep the model in a temporary directory for this process
-        import tempfile
+    stamp = {"digest": digest, "base": base_id, "seconds": seconds, "pairs": len(pairs), "config": config.stamp()}
 
-        target = Path(tempfile.mkdtemp(prefix="policyengine-finetune-"))
-        model.save(str(target))
-        (target / "policyengine.json").write_text(json.dumps({"digest": digest}))
-    return target, {**info, "cached": False, "seconds": seconds, "pairs": len(pairs)}
+    def write(d: Path) -> None:
+        model.save(str(d))
+        (d / "policyengine.json").write_text(json.dumps(stamp))
+
+    return install(digest, write), {**info, "cached": False, "seconds": seconds, "pairs": len(pairs)}
+
+
+def install(digest: str, write: Callable[[Path], None]) -> Path:
+    """Put a tuned model into the cache entry for `digest`: `write` fills a fresh directory (the model files and
+    policyengine.json), which then replaces the entry in one rename. When the cache cannot be written, the model
+    stays in a temporary directory, used by this process only. Returns where the model is."""
+    import tempfile
+
+    target = entry(digest)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    except OSError:
+        tmp = Path(tempfile.mkdtemp(prefix="policyengine-finetune-"))
+    write(tmp)
+    try:
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except OSError:  # read-only cache, or another process got there first: use our copy
+        return tmp
+    return target
 
 
 class TunedEmbedder:

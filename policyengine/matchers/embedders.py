@@ -67,15 +67,21 @@ def configure_threads(threads: int) -> None:
         pass
 
 
+def offline_quiet() -> None:
+    """Hugging Face libraries offline (weights never download at run time) and without progress bars; called
+    before sentence-transformers loads, trains or saves a model."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model on CPU, loaded offline."""
 
     def __init__(self, model_id: str, threads: int = 1, batch_size: int = 64):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        offline_quiet()
         self.model_id = model_id
         self.batch_size = batch_size
         path = resolve_model_path(model_id)

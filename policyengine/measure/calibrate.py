@@ -453,15 +453,20 @@ def benign_ceilings(engine: Any) -> list[BenignCeiling]:
     if index is None:
         return []
     policy = engine.policy
-    background = list(background_texts())
+    background = background_texts()
     names = sorted(index.concepts)
+    # every benign text is embedded (and mapped into the policy's space) once, then scored against each concept
+    pool = list(dict.fromkeys([*background, *(t for c in names for t in policy.concepts[c].counter)]))
+    vecs = index.to_space(engine._encode(pool))
+    in_background = set(background)
     out = []
     for c in names:
         spec = policy.concepts[c]
         own = set(spec.examples)
-        benign = list(dict.fromkeys(background + [t for o in names if o != c for t in policy.concepts[o].counter
-                                                  if t not in own]))
-        sc = index.score(c, engine._encode(benign))
+        others = {t for o in names if o != c for t in policy.concepts[o].counter}
+        rows = [i for i, t in enumerate(pool) if t in in_background or (t in others and t not in own)]
+        benign = [pool[i] for i in rows]
+        sc = index.score(c, vecs[rows], mapped=True)
         clear = np.nonzero(sc.ex_score > sc.ctr_score + spec.margin)[0]
         if len(clear):
             i = int(clear[np.argmax(sc.ex_score[clear])])

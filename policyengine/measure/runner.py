@@ -50,6 +50,14 @@ class CachingEmbedder:
                 return np.zeros((0, dim), dtype=np.float32)
             return np.ascontiguousarray(np.stack([self._cache[t] for t in texts]), dtype=np.float32)
 
+    @property
+    def tuned(self) -> bool:  # wrapping a "+finetune" policy's tuned model: the Engine keeps it (and this cache)
+        return bool(getattr(self._inner, "tuned", False))
+
+    @property
+    def info(self) -> Any:
+        return getattr(self._inner, "info", None)
+
 
 _EMBEDDERS: dict[tuple[str, int], CachingEmbedder] = {}
 
@@ -61,13 +69,29 @@ def shared_embedder(model_id: str, threads: int = 1) -> CachingEmbedder:
     return _EMBEDDERS[key]
 
 
+def _policy_shared_embedder(policy: "CompiledPolicy", threads: int) -> CachingEmbedder:
+    """shared_embedder for the policy's model; for a "+finetune" policy, for its tuned model (one cache per training
+    digest, so versions of a policy that differ only in thresholds share their embeddings)."""
+    from ..matchers.embedders import split_model_id
+
+    if split_model_id(policy.model)[1] != "finetune" or not policy.used_concepts:
+        return shared_embedder(policy.model, threads)
+    from ..engine import policy_embedder
+
+    tuned = policy_embedder(policy, "torch", threads)
+    key = (f"{policy.model}@{tuned.info['digest']}", threads)
+    if key not in _EMBEDDERS:
+        _EMBEDDERS[key] = CachingEmbedder(policy.model, threads, inner=tuned)
+    return _EMBEDDERS[key]
+
+
 def build_engine(policy: "CompiledPolicy | str", *, threads: int = 1, embedder: Any = None) -> "Engine":
     """An engine whose embeddings are shared with every other engine built here for the same model."""
     from ..compiler import compile_policy
     from ..engine import Engine
 
     compiled = compile_policy(policy) if isinstance(policy, str) else policy
-    return Engine(compiled, embedder=embedder or shared_embedder(compiled.model, threads), threads=threads)
+    return Engine(compiled, embedder=embedder or _policy_shared_embedder(compiled, threads), threads=threads)
 
 
 @dataclass(frozen=True)
