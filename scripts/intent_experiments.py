@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""Three more candidates for issue 8 (intent, not topic), measured against the pack's own test cases.
+
+Each experiment prints one markdown table: false refusals and catch (Wilson 95% intervals) per data file, plus
+how many of the pack's own test cases (`policyengine test`, todo cases left out) fail. Rows are split as in
+scripts/measure_pack.py (sha256 of the row id; hatecheck: the fixed 1,000-row sample per split).
+
+  counters    The language's rule (an example must beat the concept's *own* counter-examples) against *shared*
+              counters: every counter-example of every concept, plus the background set
+              (policyengine/intent/background.txt), counts as a counter-example of every concept. Thresholds as
+              written, shifted by --deltas. Dev rows only (a candidate, not a result). For "+contrastive" the map is
+              retrained with the shared counters; for "+finetune" the tuned model is the pack's own.
+  pairs       "+finetune" trained on more pairs than the policy's own (--extra): `negatives` adds, per example, two
+              dissimilar pairs with benign text of *other* concepts (their counters, the background set);
+              `anchors` adds, per example, two pairs of random policy sentences labelled with the base model's
+              cosine (distillation toward the base space). Thresholds: `calibrate --from-policy` minus --deltas.
+              Dev rows only.
+  data-loso   "+finetune" trained on the policy's pairs plus look-alike pairs derived from the dev rows of the
+              *other* data files (issue 8's "look-alike pairs you can derive from public data"), one model per
+              left-out file, scored on that file's dev and holdout rows. From each training row (at most --cap
+              per file): an unsafe row is paired as similar with its nearest pack example (base space) and another
+              example of that concept; a safe row as dissimilar with its two nearest pack examples; jbb's
+              topic-matched rows i (harmful, benign) as dissimilar. Thresholds: `calibrate --from-policy` minus
+              --deltas.
+
+The experiments train under their own trainer version, so their models never replace the pack's cached one.
+
+  OMP_NUM_THREADS=1 .venv/bin/python scripts/intent_experiments.py counters --deltas 0,0.02,0.05
+  OMP_NUM_THREADS=1 .venv/bin/python scripts/intent_experiments.py counters --model sentence-transformers/all-MiniLM-L6-v2+finetune --from-policy
+  OMP_NUM_THREADS=1 .venv/bin/python scripts/intent_experiments.py pairs --extra negatives
+  OMP_NUM_THREADS=1 .venv/bin/python scripts/intent_experiments.py data-loso --files jbb_behaviors,harmbench_val
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from pack_versions import FILES  # noqa: E402 - the same files, in the same order, as the other comparisons
+
+FINETUNE = "sentence-transformers/all-MiniLM-L6-v2+finetune"
+HEADER = ["| experiment | setting | file | split | FRR (safe blocked) [95% CI] | catch (unsafe blocked) [95% CI] "
+          "| pack cases failed |", "|---|---|---|---|---|---|---|"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("experiment", choices=["counters", "pairs", "data-loso"])
+    ap.add_argument("--pack", default=str(ROOT / "policies" / "default.policy"))
+    ap.add_argument("--model", help="replace the pack's model id (pairs and data-loso always use +finetune)")
+    ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--files", default=",".join(FILES), help="data files to score (data-loso: to leave out)")
+    ap.add_argument("--deltas", default="0,0.01,0.03", help="threshold shifts (threshold - delta)")
+    ap.add_argument("--from-policy", action="store_true",
+                    help="counters: start from `calibrate --from-policy` thresholds instead of the written ones")
+    ap.add_argument("--extra", default="negatives", help="pairs: negatives, anchors or negatives,anchors")
+    ap.add_argument("--cap", type=int, default=300, help="data-loso: training rows per data file")
+    ap.add_argument("--markdown", help="also write the table here")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+    from measure_pack import LARGE_DEFAULT_LIMIT, load_rows
+
+    from policyengine.compiler import compile_policy
+    from policyengine.testing.runner import discover, load
+
+    policy = compile_policy(args.pack)
+    model = FINETUNE if args.experiment != "counters" else (args.model or policy.model)
+    policy = dataclasses.replace(policy, model=model)
+    files = [f for f in args.files.split(",") if f]
+    splits = ("dev", "holdout") if args.experiment == "data-loso" else ("dev",)
+    raw = {(f, s): load_rows(Path(args.data_dir) / f"{f}.jsonl", s, LARGE_DEFAULT_LIMIT.get(f))
+           for f in FILES for s in ("dev", "holdout") if (Path(args.data_dir) / f"{f}.jsonl").is_file()}
+    cases = [c for c in load(discover([args.pack])[0], build=False).cases if c.todo is None]
+    deltas = [float(x) for x in args.deltas.split(",") if x]
+    run = {"counters": _counters, "pairs": _pairs, "data-loso": _data_loso}[args.experiment]
+    lines = HEADER + run(args, policy, raw, files, splits, cases, deltas)
+    print("\n".join(lines))
+    if args.markdown:
+        Path(args.markdown).write_text("\n".join(lines) + "\n")
+    return 0
+
+
+# ---- shared pieces ---------------------------------------------------------------------------------------------
+
+
+def _used(policy: Any) -> list[str]:
+    return sorted(c for c in policy.used_concepts if c in policy.concepts)
+
+
+def _rows(raw: dict, f: str, s: str) -> list:
+    from policyengine.measure.data import Row
+
+    return [Row(r["id"], r["text"], r["label"], f, i + 1, r.get("category"), r.get("context"))
+            for i, r in enumerate(raw[(f, s)])]
+
+
+def _score(name: str, setting: str, policy: Any, embedder: Any, raw: dict, files: list[str], splits: tuple,
+           cases: list) -> list[str]:
+    """One engine for `policy`: a table line per file and split, each ending with the pack-case failures."""
+    from intent_compare import cell
+
+    from policyengine.measure.runner import build_engine, run_rows
+    from policyengine.testing.runner import evaluate_cases
+
+    engine = build_engine(policy, embedder=embedder)
+    failed = [r for r in evaluate_cases(engine, cases) if r.status != "passed"]
+    print(f"[{name} {setting}] pack cases failed: {len(failed)} of {len(cases)}: "
+          + "; ".join(f"{r.case.expect} {((r.case.input or r.case.output) or '')[:50]!r}" for r in failed),
+          file=sys.stderr, flush=True)
+    out = []
+    for f in files:
+        for s in splits:
+            res = run_rows(engine, _rows(raw, f, s), progress=False)
+            safe = [r.blocked for r in res if not r.row.unsafe]
+            unsafe = [r.blocked for r in res if r.row.unsafe]
+            out.append(f"| {name} | {setting} | {f} | {s} | {cell(sum(safe), len(safe))} | "
+                       f"{cell(sum(unsafe), len(unsafe))} | {len(failed)}/{len(cases)} |")
+    return out
+
+
+def _shifted(policy: Any, base: dict[str, float], delta: float) -> Any:
+    from policyengine.measure.calibrate import with_thresholds
+
+    return with_thresholds(policy, {k: v - delta for k, v in base.items()})
+
+
+def _from_policy(policy: Any, embedder: Any) -> dict[str, float]:
+    from policyengine.measure.calibrate import benign_ceilings
+    from policyengine.measure.runner import build_engine
+
+    return {r.concept: r.new for r in benign_ceilings(build_engine(policy, embedder=embedder))}
+
+
+def _tuned(policy: Any, version: str, extra: list[tuple[str, str, float]]) -> Any:
+    """The policy's "+finetune" model trained on its own pairs plus `extra`, under trainer version `version` (its
+    own cache entries). Returns a caching embedder around it."""
+    import policyengine.intent.finetune as ft
+    from policyengine.measure.runner import CachingEmbedder
+
+    own, saved = ft.build_pairs, ft.TRAINER_VERSION
+
+    def build_pairs(concepts: Any, background: Any, positives: int, seed: int) -> list:
+        pairs = own(concepts, background, positives, seed) + extra
+        random.Random(seed + 7).shuffle(pairs)
+        return pairs
+
+    ft.build_pairs, ft.TRAINER_VERSION = build_pairs, version
+    try:
+        used = _used(policy)
+        t0 = time.perf_counter()
+        tuned = ft.tuned_embedder(policy.model, {k: (policy.concepts[k].examples, policy.concepts[k].counter)
+                                                 for k in used})
+        print(f"[{version}] {len(extra)} extra pairs; model ready in {time.perf_counter() - t0:.0f} s "
+              f"(cached: {tuned.info.get('cached')})", file=sys.stderr, flush=True)
+        return CachingEmbedder(policy.model, 1, inner=tuned)
+    finally:
+        ft.build_pairs, ft.TRAINER_VERSION = own, saved
+
+
+# ---- the experiments -------------------------------------------------------------------------------------------
+
+
+def _counters(args: Any, policy: Any, raw: dict, files: list[str], splits: tuple, cases: list,
+              deltas: list[float]) -> list[str]:
+    from policyengine.intent.contrastive import background_texts
+    from policyengine.matchers.embedders import split_model_id
+    from policyengine.measure.runner import _policy_shared_embedder
+
+    used = _used(policy)
+    embedder = _policy_shared_embedder(policy, 1)  # "+finetune": the pack's own tuned model, for both variants
+    start = _from_policy(policy, embedder) if args.from_policy else {k: policy.concepts[k].threshold for k in used}
+    pool = list(dict.fromkeys([t for k in used for t in policy.concepts[k].counter] + list(background_texts())))
+    concepts = dict(policy.concepts)
+    for k in used:
+        spec = concepts[k]
+        own = set(spec.examples)
+        concepts[k] = dataclasses.replace(spec, counter_spans=(), counter=tuple(dict.fromkeys(
+            list(spec.counter) + [t for t in pool if t not in own])))
+    shared = dataclasses.replace(policy, concepts=concepts)
+    out = []
+    for name, p in (("own counters", policy), ("shared counters", shared)):
+        for d in deltas:
+            setting = ("from-policy" if args.from_policy else "as written") + f" - {d:g}"
+            out += _score(f"{name} ({split_model_id(policy.model)[1] or 'plain'})", setting,
+                          _shifted(p, start, d), embedder, raw, files, splits, cases)
+    return out
+
+
+def _pairs(args: Any, policy: Any, raw: dict, files: list[str], splits: tuple, cases: list,
+           deltas: list[float]) -> list[str]:
+    from policyengine.intent.contrastive import background_texts
+    from policyengine.matchers.embedders import load_embedder
+
+    used = _used(policy)
+    kinds = [k for k in args.extra.split(",") if k]
+    rng = random.Random(1)
+    pool = list(dict.fromkeys([t for k in used for t in policy.concepts[k].counter] + list(background_texts())))
+    examples = [(k, e) for k in used for e in policy.concepts[k].examples]
+    extra: list[tuple[str, str, float]] = []
+    if "negatives" in kinds:
+        for k, e in examples:
+            own = set(policy.concepts[k].examples)
+            extra += [(e, t, 0.0) for t in rng.sample(pool, 2) if t not in own]
+    if "anchors" in kinds:
+        texts = pool + [e for _, e in examples]
+        picks = [tuple(rng.sample(texts, 2)) for _ in range(2 * len(examples))]
+        uniq = sorted({t for ab in picks for t in ab})
+        vecs = load_embedder(FINETUNE.rpartition("+")[0]).encode(uniq)
+        row = {t: i for i, t in enumerate(uniq)}
+        extra += [(a, b, max(0.0, float(vecs[row[a]] @ vecs[row[b]]))) for a, b in picks]
+    embedder = _tuned(policy, "experiment-pairs-" + "+".join(sorted(kinds)), extra)
+    start = _from_policy(policy, embedder)
+    out = []
+    for d in deltas:
+        out += _score(f"+finetune, extra pairs: {'+'.join(kinds)}", f"from-policy - {d:g}",
+                      _shifted(policy, start, d), embedder, raw, files, splits, cases)
+    return out
+
+
+def _data_loso(args: Any, policy: Any, raw: dict, files: list[str], splits: tuple, cases: list,
+               deltas: list[float]) -> list[str]:
+    import numpy as np
+
+    from policyengine.matchers.embedders import load_embedder
+
+    used = _used(policy)
+    examples = [(k, e) for k in used for e in policy.concepts[k].examples]
+    base = load_embedder(FINETUNE.rpartition("+")[0])
+    ex_vecs = base.encode([e for _, e in examples])
+    out = []
+    for left_out in files:
+        rng = random.Random(0)
+        extra: list[tuple[str, str, float]] = []
+        for f in FILES:
+            if f == left_out or (f, "dev") not in raw:
+                continue
+            rows = list(raw[(f, "dev")])
+            rng.shuffle(rows)
+            rows = rows[:args.cap]
+            sims = base.encode([r["text"] for r in rows]) @ ex_vecs.T
+            for r, s in zip(rows, sims):
+                top = np.argsort(-s)[:2]
+                k, e = examples[top[0]]
+                if r["label"] == "unsafe":
+                    extra.append((r["text"], e, 1.0))
+                    others = [x for x in policy.concepts[k].examples if x != e]
+                    if others:
+                        extra.append((r["text"], rng.choice(others), 1.0))
+                else:
+                    extra += [(r["text"], e, 0.0), (r["text"], examples[top[1]][1], 0.0)]
+            if f == "jbb_behaviors":  # benign row i and harmful row i share a topic
+                by: dict[str, dict[str, str]] = {}
+                for r in raw[(f, "dev")]:
+                    by.setdefault(r["id"].rsplit("-", 1)[-1], {})[r["label"]] = r["text"]
+                extra += [(d["unsafe"], d["safe"], 0.0) for d in by.values() if len(d) == 2]
+        embedder = _tuned(policy, f"experiment-data-cap{args.cap}-without-{left_out}", extra)
+        start = _from_policy(policy, embedder)
+        for d in deltas:
+            out += _score(f"+finetune + data pairs (without {left_out})", f"from-policy - {d:g}",
+                          _shifted(policy, start, d), embedder, raw, [left_out], splits, cases)
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
