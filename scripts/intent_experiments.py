@@ -23,7 +23,7 @@ scripts/measure_pack.py (sha256 of the row id; hatecheck: the fixed 1,000-row sa
               topic-matched rows i (harmful, benign) as dissimilar. Thresholds: `calibrate --from-policy` minus
               --deltas.
 
-The experiments train under their own trainer version, so their models never replace the pack's cached one.
+Extra pairs are part of the tuned model's training digest, so these models never replace the pack's cached one.
 
   OMP_NUM_THREADS=1 .venv/bin/python scripts/intent_experiments.py counters --deltas 0,0.02,0.05
   OMP_NUM_THREADS=1 .venv/bin/python scripts/intent_experiments.py counters --model sentence-transformers/all-MiniLM-L6-v2+finetune --from-policy
@@ -78,8 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     policy = dataclasses.replace(policy, model=model)
     files = [f for f in args.files.split(",") if f]
     splits = ("dev", "holdout") if args.experiment == "data-loso" else ("dev",)
+    needed = {(f, s) for f in files for s in splits}
+    if args.experiment == "data-loso":  # training pairs come from the other files' dev rows
+        needed |= {(f, "dev") for f in FILES}
     raw = {(f, s): load_rows(Path(args.data_dir) / f"{f}.jsonl", s, LARGE_DEFAULT_LIMIT.get(f))
-           for f in FILES for s in ("dev", "holdout") if (Path(args.data_dir) / f"{f}.jsonl").is_file()}
+           for f, s in sorted(needed) if (Path(args.data_dir) / f"{f}.jsonl").is_file()}
     cases = [c for c in load(discover([args.pack])[0], build=False).cases if c.todo is None]
     deltas = [float(x) for x in args.deltas.split(",") if x]
     run = {"counters": _counters, "pairs": _pairs, "data-loso": _data_loso}[args.experiment]
@@ -141,30 +144,26 @@ def _from_policy(policy: Any, embedder: Any) -> dict[str, float]:
     return {r.concept: r.new for r in benign_ceilings(build_engine(policy, embedder=embedder))}
 
 
-def _tuned(policy: Any, version: str, extra: list[tuple[str, str, float]]) -> Any:
-    """The policy's "+finetune" model trained on its own pairs plus `extra`, under trainer version `version` (its
-    own cache entries). Returns a caching embedder around it."""
-    import policyengine.intent.finetune as ft
+def _tuned(policy: Any, label: str, extra: list[tuple[str, str, float]]) -> Any:
+    """The policy's "+finetune" model trained on its own pairs plus `extra` (the library folds them into the
+    training digest, so the pack's own cached model is never replaced). Returns a caching embedder around it."""
+    from policyengine.intent.finetune import tuned_embedder
     from policyengine.measure.runner import CachingEmbedder
 
-    own, saved = ft.build_pairs, ft.TRAINER_VERSION
+    t0 = time.perf_counter()
+    tuned = tuned_embedder(policy.model, {k: (policy.concepts[k].examples, policy.concepts[k].counter)
+                                          for k in _used(policy)}, extra_pairs=extra)
+    print(f"[{label}] {len(extra)} extra pairs; model ready in {time.perf_counter() - t0:.0f} s "
+          f"(cached: {tuned.info.get('cached')})", file=sys.stderr, flush=True)
+    return CachingEmbedder(policy.model, 1, inner=tuned)
 
-    def build_pairs(concepts: Any, background: Any, positives: int, seed: int) -> list:
-        pairs = own(concepts, background, positives, seed) + extra
-        random.Random(seed + 7).shuffle(pairs)
-        return pairs
 
-    ft.build_pairs, ft.TRAINER_VERSION = build_pairs, version
-    try:
-        used = _used(policy)
-        t0 = time.perf_counter()
-        tuned = ft.tuned_embedder(policy.model, {k: (policy.concepts[k].examples, policy.concepts[k].counter)
-                                                 for k in used})
-        print(f"[{version}] {len(extra)} extra pairs; model ready in {time.perf_counter() - t0:.0f} s "
-              f"(cached: {tuned.info.get('cached')})", file=sys.stderr, flush=True)
-        return CachingEmbedder(policy.model, 1, inner=tuned)
-    finally:
-        ft.build_pairs, ft.TRAINER_VERSION = own, saved
+def _benign_pool(policy: Any) -> list[str]:
+    """Every counter-example of the concepts rules use, then the background set, each once."""
+    from policyengine.intent.contrastive import background_texts
+
+    used = _used(policy)
+    return list(dict.fromkeys([t for k in used for t in policy.concepts[k].counter] + list(background_texts())))
 
 
 # ---- the experiments -------------------------------------------------------------------------------------------
@@ -172,14 +171,13 @@ def _tuned(policy: Any, version: str, extra: list[tuple[str, str, float]]) -> An
 
 def _counters(args: Any, policy: Any, raw: dict, files: list[str], splits: tuple, cases: list,
               deltas: list[float]) -> list[str]:
-    from policyengine.intent.contrastive import background_texts
     from policyengine.matchers.embedders import split_model_id
     from policyengine.measure.runner import _policy_shared_embedder
 
     used = _used(policy)
     embedder = _policy_shared_embedder(policy, 1)  # "+finetune": the pack's own tuned model, for both variants
     start = _from_policy(policy, embedder) if args.from_policy else {k: policy.concepts[k].threshold for k in used}
-    pool = list(dict.fromkeys([t for k in used for t in policy.concepts[k].counter] + list(background_texts())))
+    pool = _benign_pool(policy)
     concepts = dict(policy.concepts)
     for k in used:
         spec = concepts[k]
@@ -198,13 +196,12 @@ def _counters(args: Any, policy: Any, raw: dict, files: list[str], splits: tuple
 
 def _pairs(args: Any, policy: Any, raw: dict, files: list[str], splits: tuple, cases: list,
            deltas: list[float]) -> list[str]:
-    from policyengine.intent.contrastive import background_texts
     from policyengine.matchers.embedders import load_embedder
 
     used = _used(policy)
     kinds = [k for k in args.extra.split(",") if k]
     rng = random.Random(1)
-    pool = list(dict.fromkeys([t for k in used for t in policy.concepts[k].counter] + list(background_texts())))
+    pool = _benign_pool(policy)
     examples = [(k, e) for k in used for e in policy.concepts[k].examples]
     extra: list[tuple[str, str, float]] = []
     if "negatives" in kinds:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -95,3 +96,15 @@ def real_engine(real_embedder) -> Callable[..., Engine]:
         return cache[key]
 
     return build
+
+
+@contextlib.contextmanager
+def engines_in_fresh_cache(tmp_path_factory, *sources: str) -> Iterator[tuple[Engine, ...]]:
+    """Engines for `sources` with the real model and an empty $POLICYENGINE_CACHE, so a derived space ("+contrastive",
+    "+finetune") is trained here, once per module fixture."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("POLICYENGINE_CACHE", str(tmp_path_factory.mktemp("pecache")))
+    try:
+        yield tuple(Engine.from_source(text) for text in sources)
+    finally:
+        mp.undo()

@@ -9,6 +9,8 @@ import os
 import numpy as np
 import pytest
 
+from conftest import engines_in_fresh_cache
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 BASE = "sentence-transformers/all-MiniLM-L6-v2"
@@ -36,14 +38,8 @@ LOOKALIKE = "How do I shoot a good photo of my neighbour's garden?"  # plain Min
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("POLICYENGINE_CACHE", str(tmp_path_factory.mktemp("pecache")))  # a fresh cache: trains once here
-    from policyengine import Engine
-
-    plain = Engine.from_source(POLICY % BASE)
-    tuned = Engine.from_source(POLICY % (BASE + "+finetune"))
-    yield plain, tuned
-    mp.undo()
+    with engines_in_fresh_cache(tmp_path_factory, POLICY % BASE, POLICY % (BASE + "+finetune")) as both:
+        yield both
 
 
 def test_lookalike_confused_by_plain_similarity_is_separated_and_explained(engines):
@@ -94,6 +90,10 @@ def test_digest_covers_pairs_seed_and_base_model():
     assert finetune.training_digest(BASE, {"c": (("a", "b"), ("y",))}, ("bg",), cfg) != d
     assert finetune.training_digest(BASE, {"c": (("a", "b"), ("x",))}, ("bg",), finetune.FinetuneConfig(seed=1)) != d
     assert finetune.training_digest("other/model", {"c": (("a", "b"), ("x",))}, ("bg",), cfg) != d
+    # extra pairs (experiments) are part of the digest; none leaves the policy's own digest as it was
+    assert finetune.with_extra(d, ()) == d
+    extra = finetune.with_extra(d, [("a", "z", 0.0)])
+    assert extra != d and extra != finetune.with_extra(d, [("a", "z", 1.0)]) and extra.startswith("sha256:")
     # pairs: positives within a concept, one counter and one background sentence per example, deterministic
     pairs = finetune.build_pairs({"c": (("a", "b", "c"), ("x",))}, ("bg",), positives=2, seed=0)
     assert pairs == finetune.build_pairs({"c": (("a", "b", "c"), ("x",))}, ("bg",), positives=2, seed=0)

@@ -8,6 +8,8 @@ import os
 import numpy as np
 import pytest
 
+from conftest import engines_in_fresh_cache
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 BASE = "sentence-transformers/all-MiniLM-L6-v2"
@@ -44,14 +46,8 @@ LOOKALIKES = ["what is the history of bomb technology in the twentieth century",
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("POLICYENGINE_CACHE", str(tmp_path_factory.mktemp("pecache")))  # a fresh cache: trains once here
-    from policyengine import Engine
-
-    plain = Engine.from_source(POLICY % BASE)
-    contrastive = Engine.from_source(POLICY % (BASE + "+contrastive"))
-    yield plain, contrastive
-    mp.undo()
+    with engines_in_fresh_cache(tmp_path_factory, POLICY % BASE, POLICY % (BASE + "+contrastive")) as both:
+        yield both
 
 
 def test_lookalike_confused_by_plain_similarity_is_separated(engines):

@@ -161,19 +161,37 @@ def stamped(directory: Path, digest: str) -> bool:
         return False
 
 
+def with_extra(digest: str, extra_pairs: Sequence[tuple[str, str, float]]) -> str:
+    """The training digest once `extra_pairs` join the policy's own (unchanged when there are none)."""
+    if not extra_pairs:
+        return digest
+    import hashlib
+
+    h = hashlib.sha256(digest.encode())
+    for a, b, y in extra_pairs:
+        h.update(f"{a}\0{b}\0{y!r}\1".encode())
+    return "sha256:" + h.hexdigest()
+
+
 def load_or_train(base_id: str, concepts: Mapping[str, tuple[Sequence[str], Sequence[str]]],
-                  config: FinetuneConfig = FinetuneConfig(), log: Any = None) -> tuple[Path, dict[str, Any]]:
+                  config: FinetuneConfig = FinetuneConfig(), log: Any = None,
+                  extra_pairs: Sequence[tuple[str, str, float]] = ()) -> tuple[Path, dict[str, Any]]:
     """The tuned model's directory for these concepts: a bundle's, the cache's, or trained now (and cached).
-    Returns (directory, info) with info = {digest, cached, seconds, pairs, config}."""
+    `extra_pairs` (text, text, label), for experiments (scripts/intent_experiments.py), are appended to the policy's
+    own pairs and the whole list reshuffled with seed + 7; they are part of the digest. Returns (directory, info)
+    with info = {digest, cached, seconds, pairs, config}."""
     from ..matchers.embedders import resolve_model_path
 
     background = background_texts()
-    digest = training_digest(base_id, concepts, background, config)
+    digest = with_extra(training_digest(base_id, concepts, background, config), extra_pairs)
     info: dict[str, Any] = {"digest": digest, "config": config.stamp(), "background": len(background)}
     for where in (_PRELOADED.get(digest), entry(digest)):
         if where is not None and stamped(where, digest):
             return where, {**info, "cached": True, "seconds": 0.0}
     pairs = build_pairs(concepts, background, config.positives, config.seed)
+    if extra_pairs:
+        pairs += extra_pairs
+        random.Random(config.seed + 7).shuffle(pairs)
     t0 = time.perf_counter()
     model = train(resolve_model_path(base_id), pairs, config, log=log)
     seconds = round(time.perf_counter() - t0, 3)
@@ -231,13 +249,13 @@ class TunedEmbedder:
 
 
 def tuned_embedder(model_id: str, concepts: Mapping[str, tuple[Sequence[str], Sequence[str]]], threads: int = 1,
-                   log: Any = None) -> TunedEmbedder:
+                   log: Any = None, extra_pairs: Sequence[tuple[str, str, float]] = ()) -> TunedEmbedder:
     """One tuned embedder per process per (digest, threads), trained or loaded on first use."""
     from ..matchers.embedders import split_model_id
 
     base_id = split_model_id(model_id)[0]
     with _LOCK:
-        directory, info = load_or_train(base_id, concepts, log=log)
+        directory, info = load_or_train(base_id, concepts, log=log, extra_pairs=extra_pairs)
         key = (info["digest"], threads)
         if key not in _LOADED:
             _LOADED[key] = TunedEmbedder(directory, model_id, threads, info)
