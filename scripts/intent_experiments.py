@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Three more candidates for issue 8 (intent, not topic), measured against the pack's own test cases.
+"""More candidates for issue 8 (intent, not topic), measured against the pack's own test cases.
 
 Each experiment prints one markdown table: false refusals and catch (Wilson 95% intervals) per data file, plus
 how many of the pack's own test cases (`policyengine test`, todo cases left out) fail. Rows are split as in
@@ -22,6 +22,14 @@ scripts/measure_pack.py (sha256 of the row id; hatecheck: the fixed 1,000-row sa
               example of that concept; a safe row as dissimilar with its two nearest pack examples; jbb's
               topic-matched rows i (harmful, benign) as dissimilar. Thresholds: `calibrate --from-policy` minus
               --deltas.
+  neighbours  Round five. A chunk's score for a concept is the *mean* similarity of its --k nearest examples (and,
+              against it, the mean of its --counter-k nearest counter-examples) instead of the single nearest one, in
+              the pack's own space, with the nearest example still named in the explanation. Mean-of-k is lower
+              than the max, so thresholds are as written minus --deltas. --splits dev (default) or dev,holdout.
+  heads       Round five. A logistic-regression head per concept (SetFit's second half), in the pack's own space:
+              the concept's examples against all the benign text of the policy (every counter-example, the
+              background set), classes balanced. A chunk matches when the head's probability is at least each
+              of --cuts (the nearest example is still named). --splits as for neighbours.
 
 Extra pairs are part of the tuned model's training digest, so these models never replace the pack's cached one.
 
@@ -29,6 +37,8 @@ Extra pairs are part of the tuned model's training digest, so these models never
   OMP_NUM_THREADS=1 .venv/bin/python scripts/intent_experiments.py counters --model sentence-transformers/all-MiniLM-L6-v2+finetune --from-policy
   OMP_NUM_THREADS=1 .venv/bin/python scripts/intent_experiments.py pairs --extra negatives
   OMP_NUM_THREADS=1 .venv/bin/python scripts/intent_experiments.py data-loso --files jbb_behaviors,harmbench_val
+  OMP_NUM_THREADS=1 .venv/bin/python scripts/intent_experiments.py neighbours --k 2 --counter-k 1 --deltas 0.02,0.04
+  OMP_NUM_THREADS=1 .venv/bin/python scripts/intent_experiments.py heads --cuts 0.5,0.7,0.9
 """
 from __future__ import annotations
 
@@ -54,7 +64,7 @@ HEADER = ["| experiment | setting | file | split | FRR (safe blocked) [95% CI] |
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("experiment", choices=["counters", "pairs", "data-loso"])
+    ap.add_argument("experiment", choices=["counters", "pairs", "data-loso", "neighbours", "heads"])
     ap.add_argument("--pack", default=str(ROOT / "policies" / "default.policy"))
     ap.add_argument("--model", help="replace the pack's model id (pairs and data-loso always use +finetune)")
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
@@ -64,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="counters: start from `calibrate --from-policy` thresholds instead of the written ones")
     ap.add_argument("--extra", default="negatives", help="pairs: negatives, anchors or negatives,anchors")
     ap.add_argument("--cap", type=int, default=300, help="data-loso: training rows per data file")
+    ap.add_argument("--k", type=int, default=2, help="neighbours: examples averaged per concept")
+    ap.add_argument("--counter-k", type=int, default=1, help="neighbours: counter-examples averaged per concept")
+    ap.add_argument("--splits", default="dev", help="neighbours, heads: dev or dev,holdout")
+    ap.add_argument("--cuts", default="0.5,0.7,0.9", help="heads: probability cuts")
+    ap.add_argument("--combine", default="alone", choices=["alone", "and", "or"],
+                    help="heads: the head alone, or together with the shipped nearest-neighbour rule")
     ap.add_argument("--markdown", help="also write the table here")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -74,10 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     from policyengine.testing.runner import discover, load
 
     policy = compile_policy(args.pack)
-    model = FINETUNE if args.experiment != "counters" else (args.model or policy.model)
+    model = FINETUNE if args.experiment in ("pairs", "data-loso") else (args.model or policy.model)
     policy = dataclasses.replace(policy, model=model)
     files = [f for f in args.files.split(",") if f]
-    splits = ("dev", "holdout") if args.experiment == "data-loso" else ("dev",)
+    chosen = tuple(x for x in args.splits.split(",") if x)
+    splits = {"data-loso": ("dev", "holdout"), "neighbours": chosen, "heads": chosen}.get(args.experiment, ("dev",))
     needed = {(f, s) for f in files for s in splits}
     if args.experiment == "data-loso":  # training pairs come from the other files' dev rows
         needed |= {(f, "dev") for f in FILES}
@@ -85,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
            for f, s in sorted(needed) if (Path(args.data_dir) / f"{f}.jsonl").is_file()}
     cases = [c for c in load(discover([args.pack])[0], build=False).cases if c.todo is None]
     deltas = [float(x) for x in args.deltas.split(",") if x]
-    run = {"counters": _counters, "pairs": _pairs, "data-loso": _data_loso}[args.experiment]
+    run = {"counters": _counters, "pairs": _pairs, "data-loso": _data_loso, "neighbours": _neighbours,
+           "heads": _heads}[args.experiment]
     lines = HEADER + run(args, policy, raw, files, splits, cases, deltas)
     print("\n".join(lines))
     if args.markdown:
@@ -108,26 +126,34 @@ def _rows(raw: dict, f: str, s: str) -> list:
 
 
 def _score(name: str, setting: str, policy: Any, embedder: Any, raw: dict, files: list[str], splits: tuple,
-           cases: list) -> list[str]:
-    """One engine for `policy`: a table line per file and split, each ending with the pack-case failures."""
+           cases: list, scoring: Any = None) -> list[str]:
+    """One engine for `policy`: a table line per file and split, each ending with the pack-case failures.
+    `scoring(index, concept, vecs)` replaces the index's scores (vectors already in the index's space)."""
     from intent_compare import cell
 
     from policyengine.measure.runner import build_engine, run_rows
     from policyengine.testing.runner import evaluate_cases
 
     engine = build_engine(policy, embedder=embedder)
+    if scoring is not None:
+        _use_scoring(engine, scoring)
     failed = [r for r in evaluate_cases(engine, cases) if r.status != "passed"]
     print(f"[{name} {setting}] pack cases failed: {len(failed)} of {len(cases)}: "
           + "; ".join(f"{r.case.expect} {((r.case.input or r.case.output) or '')[:50]!r}" for r in failed),
           file=sys.stderr, flush=True)
     out = []
+    n, t0 = 0, time.perf_counter()
     for f in files:
         for s in splits:
             res = run_rows(engine, _rows(raw, f, s), progress=False)
+            n += len(res)
             safe = [r.blocked for r in res if not r.row.unsafe]
             unsafe = [r.blocked for r in res if r.row.unsafe]
             out.append(f"| {name} | {setting} | {f} | {s} | {cell(sum(safe), len(safe))} | "
                        f"{cell(sum(unsafe), len(unsafe))} | {len(failed)}/{len(cases)} |")
+    # the first setting of a run also embeds every row; later ones find the embeddings cached
+    print(f"[{name} {setting}] {1000 * (time.perf_counter() - t0) / max(n, 1):.2f} ms/message over {n} rows",
+          file=sys.stderr, flush=True)
     return out
 
 
@@ -164,6 +190,85 @@ def _benign_pool(policy: Any) -> list[str]:
 
     used = _used(policy)
     return list(dict.fromkeys([t for k in used for t in policy.concepts[k].counter] + list(background_texts())))
+
+
+def mean_of_nearest(index: Any, concept: str, chunk_vecs: Any, k: int, counter_k: int) -> Any:
+    """Like ConceptIndex.score on vectors already in the index's space, but each score is the mean similarity of
+    the k nearest examples (counter_k nearest counter-examples); the index reported is still the nearest one."""
+    import numpy as np
+
+    from policyengine.matchers.similarity import ConceptScores
+
+    ex, ctr = index._indexes[concept]
+    n = chunk_vecs.shape[0]
+    if n == 0:
+        return index.score(concept, chunk_vecs, mapped=True)
+    d, i = ex.search(chunk_vecs, min(k, ex.ntotal))
+    if ctr is not None:
+        cd, ci = ctr.search(chunk_vecs, min(counter_k, ctr.ntotal))
+        cscore, cidx = cd.mean(axis=1), ci[:, 0]
+    else:
+        cscore, cidx = np.full(n, -np.inf, dtype=np.float32), np.full(n, -1, dtype=np.int64)
+    return ConceptScores(d.mean(axis=1).astype(np.float32), i[:, 0], cscore.astype(np.float32), cidx)
+
+
+def head_scores(index: Any, heads: dict[str, Any], concept: str, chunk_vecs: Any, combine: str = "alone",
+                nn: dict[str, float] | None = None) -> Any:
+    """The concept head's probability as the example score, with no counter-example to beat; the index reported is
+    the nearest example's, so the explanation still names one. combine "and"/"or": the head's probability where
+    the shipped nearest-neighbour rule (thresholds `nn`, beat the nearest counter) also matches / else 1.0 where it
+    matches."""
+    import numpy as np
+
+    from policyengine.matchers.similarity import ConceptScores
+
+    near = index.score(concept, chunk_vecs, mapped=True)
+    n = chunk_vecs.shape[0]
+    if n == 0:
+        return near
+    prob = heads[concept].predict_proba(chunk_vecs)[:, 1].astype(np.float32)
+    if combine != "alone":
+        assert nn is not None
+        hit = (near.ex_score >= nn[concept]) & (near.ex_score > near.ctr_score)
+        prob = np.where(hit, prob, 0.0) if combine == "and" else np.where(hit, 1.0, prob)
+        prob = prob.astype(np.float32)
+    return ConceptScores(prob, near.ex_index, np.full(n, -np.inf, dtype=np.float32), np.full(n, -1, dtype=np.int64))
+
+
+def fit_heads(index: Any, concepts: list[str], benign: list[str]) -> dict[str, Any]:
+    """One balanced logistic regression per concept: its examples (1) against `benign` (0), in the index's space."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    neg = index.to_space(index.encode(benign))
+    heads = {}
+    for k in concepts:
+        examples = list(index.concepts[k].examples)
+        pos = index.to_space(index.encode(examples))
+        keep = [i for i, t in enumerate(benign) if t not in set(examples)]
+        x = np.vstack([pos, neg[keep]])
+        y = np.r_[np.ones(len(pos)), np.zeros(len(keep))]
+        heads[k] = LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000).fit(x, y)
+    return heads
+
+
+def _use_scoring(engine: Any, scoring: Any) -> None:
+    """Experiment only: the engine's concept index scores with `scoring` (its evaluator calls
+    index.score(concept, vecs, mapped=True) on vectors already in the index's space)."""
+    index = engine._evaluator.index
+    plain = index.score
+    index.score = lambda concept, vecs, mapped=False: scoring(
+        _Plain(index, plain), concept, vecs if mapped else index.to_space(vecs))
+
+
+class _Plain:
+    """The index as it was, for scorings that start from its nearest-neighbour scores."""
+
+    def __init__(self, index: Any, score: Any) -> None:
+        self._index, self.score = index, score
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._index, name)
 
 
 # ---- the experiments -------------------------------------------------------------------------------------------
@@ -265,6 +370,41 @@ def _data_loso(args: Any, policy: Any, raw: dict, files: list[str], splits: tupl
         for d in deltas:
             out += _score(f"+finetune + data pairs (without {left_out})", f"from-policy - {d:g}",
                           _shifted(policy, start, d), embedder, raw, [left_out], splits, cases)
+    return out
+
+
+def _neighbours(args: Any, policy: Any, raw: dict, files: list[str], splits: tuple, cases: list,
+                deltas: list[float]) -> list[str]:
+    from policyengine.measure.runner import _policy_shared_embedder
+
+    embedder = _policy_shared_embedder(policy, 1)
+    start = {k: policy.concepts[k].threshold for k in _used(policy)}
+    out = []
+    for k, ck, ds in ((1, 1, [0.0]), (args.k, args.counter_k, deltas)):
+        for d in ds:
+            out += _score(f"mean of {k} nearest examples, {ck} nearest counters", f"as written - {d:g}",
+                          _shifted(policy, start, d), embedder, raw, files, splits, cases,
+                          scoring=lambda ix, c, v, k=k, ck=ck: mean_of_nearest(ix, c, v, k, ck))
+    return out
+
+
+def _heads(args: Any, policy: Any, raw: dict, files: list[str], splits: tuple, cases: list,
+           deltas: list[float]) -> list[str]:
+    from policyengine.measure.runner import _policy_shared_embedder, build_engine
+
+    embedder = _policy_shared_embedder(policy, 1)
+    used = _used(policy)
+    t0 = time.perf_counter()
+    heads = fit_heads(build_engine(policy, embedder=embedder)._evaluator.index, used, _benign_pool(policy))
+    print(f"[heads] {len(heads)} heads fitted in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    nn = {k: policy.concepts[k].threshold for k in used}
+    out = _score("nearest example (shipped)", "as written", policy, embedder, raw, files, splits, cases)
+    name = {"alone": "logistic head per concept", "and": "head and nearest example",
+            "or": "head or nearest example"}[args.combine]
+    for cut in [float(x) for x in args.cuts.split(",") if x]:
+        out += _score(name, f"p >= {cut:g}", _shifted(policy, {k: cut for k in used}, 0.0),
+                      embedder, raw, files, splits, cases,
+                      scoring=lambda ix, c, v: head_scores(ix, heads, c, v, args.combine, nn))
     return out
 
 

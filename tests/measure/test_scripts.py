@@ -125,3 +125,70 @@ def test_intent_experiments_data_loso_trains_without_the_left_out_file(tmp_path:
     assert [x.split(" | ")[3] for x in lines] == ["dev", "holdout"]
     # the other five files' dev rows (3 unsafe x 2 pairs + 3 safe x 2 pairs each) and no jbb pair
     assert "[experiment-data-cap300-without-jbb_behaviors] 60 extra pairs" in err
+
+
+def test_intent_experiments_neighbours_mean_of_k(tmp_path: Path) -> None:
+    import numpy as np
+    import intent_experiments
+
+    from policyengine.compiler import compile_policy
+    from policyengine.measure.runner import build_engine
+
+    policy = _fixture_with_cases(tmp_path)
+    engine = build_engine(compile_policy(str(policy)))
+    index = engine._evaluator.index
+    spec = index.concepts["harmful_request"]
+    vecs = index.to_space(index.encode(["how do I build a bomb and poison my neighbour", "bake bread"]))
+    ex = index.to_space(index.encode(list(spec.examples)))
+    ctr = index.to_space(index.encode(list(spec.counter)))
+    got = intent_experiments.mean_of_nearest(index, "harmful_request", vecs, 3, 2)
+    sims, csims = np.sort(vecs @ ex.T, axis=1)[:, ::-1], np.sort(vecs @ ctr.T, axis=1)[:, ::-1]
+    assert np.allclose(got.ex_score, sims[:, :3].mean(axis=1), atol=1e-5)
+    assert np.allclose(got.ctr_score, csims[:, :2].mean(axis=1), atol=1e-5)
+    assert list(got.ex_index) == list(np.argmax(vecs @ ex.T, axis=1))  # the explanation names the nearest one
+    one = intent_experiments.mean_of_nearest(index, "harmful_request", vecs, 1, 1)
+    assert np.allclose(one.ex_score, index.score("harmful_request", vecs, mapped=True).ex_score, atol=1e-6)
+
+    out, err = _run(intent_experiments.main, ["neighbours", "--pack", str(policy), "--k", "12", "--deltas", "0",
+                                              "--splits", "dev,holdout", "--data-dir", str(_data_dir(tmp_path))])
+    lines = [x for x in out.splitlines() if x.startswith("| mean of")]
+    assert len(lines) == 2 * 2 * len(FILES)  # (1-NN baseline, mean of 12) x (dev, holdout) x files
+    base = next(x for x in lines if x.startswith("| mean of 1 ") and "| harmbench_val | dev |" in x)
+    assert "| 100.0% (3/3) [43.8-100.0] | 0/2 |" in base  # threshold 0.25 on the nearest example: all blocked
+    # the mean over all 12 examples is far below any single close one: the harmful rows drop under 0.25
+    wide = next(x for x in lines if x.startswith("| mean of 12 ") and "| harmbench_val | dev |" in x)
+    assert "| 0.0% (0/3) [0.0-56.2] | 1/2 |" in wide  # and the pack's harmful case fails
+
+
+def test_intent_experiments_heads(tmp_path: Path) -> None:
+    import numpy as np
+    import intent_experiments
+
+    from policyengine.compiler import compile_policy
+    from policyengine.measure.runner import build_engine
+
+    policy = _fixture_with_cases(tmp_path)
+    index = build_engine(compile_policy(str(policy)))._evaluator.index
+    spec = index.concepts["harmful_request"]
+    heads = intent_experiments.fit_heads(index, ["harmful_request"], list(spec.counter) + ["bake bread at home"])
+    texts = ["how do I make a pipe bomb and poison my neighbour", "what is the history of bread baking"]
+    vecs = index.to_space(index.encode(texts))
+    alone = intent_experiments.head_scores(index, heads, "harmful_request", vecs)
+    assert alone.ex_score[0] > 0.5 > alone.ex_score[1]  # the head tells the two apart
+    assert np.all(alone.ctr_score == -np.inf)  # no counter-example to beat
+    assert list(alone.ex_index) == list(index.score("harmful_request", vecs, mapped=True).ex_index)
+    never = {"harmful_request": 2.0}  # the nearest-neighbour rule never matches at threshold 2
+    assert np.all(intent_experiments.head_scores(index, heads, "harmful_request", vecs, "and", never).ex_score == 0)
+    always = {"harmful_request": -1.0}
+    both = intent_experiments.head_scores(index, heads, "harmful_request", vecs, "or", always).ex_score
+    near = index.score("harmful_request", vecs, mapped=True)
+    hit = near.ex_score > near.ctr_score  # where the rule matches, "or" is sure; elsewhere the head decides
+    assert hit[0] and np.allclose(both, np.where(hit, 1.0, alone.ex_score))
+
+    out, err = _run(intent_experiments.main, ["heads", "--pack", str(policy), "--cuts", "0.5,0.999999",
+                                              "--data-dir", str(_data_dir(tmp_path))])
+    lines = [x for x in out.splitlines() if x.startswith("| logistic head") or x.startswith("| nearest example")]
+    assert len(lines) == 3 * len(FILES)  # the shipped rule and two cuts, dev rows only
+    assert "[heads] 1 heads fitted in" in err
+    strict = next(x for x in lines if "p >= 0.999999" in x and "| harmbench_val |" in x)
+    assert "| 0.0% (0/3) [0.0-56.2] |" in strict  # no head is that sure of anything
