@@ -30,6 +30,9 @@ scripts/measure_pack.py (sha256 of the row id; hatecheck: the fixed 1,000-row sa
               the concept's examples against all the benign text of the policy (every counter-example, the
               background set), classes balanced. A chunk matches when the head's probability is at least each
               of --cuts (the nearest example is still named). --splits as for neighbours.
+  hybrid      Round five, decision level. The shipped pack (A) together with the SetFit head (fine-tuned space):
+              block when the head's probability is at least a cut from --cuts, or when A blocks and the head is at
+              least a veto from --vetoes (A's blocks the head finds implausible are dropped). Dev rows by default.
 
 Extra pairs are part of the tuned model's training digest, so these models never replace the pack's cached one.
 
@@ -39,6 +42,7 @@ Extra pairs are part of the tuned model's training digest, so these models never
   OMP_NUM_THREADS=1 .venv/bin/python scripts/intent_experiments.py data-loso --files jbb_behaviors,harmbench_val
   OMP_NUM_THREADS=1 .venv/bin/python scripts/intent_experiments.py neighbours --k 2 --counter-k 1 --deltas 0.02,0.04
   OMP_NUM_THREADS=1 .venv/bin/python scripts/intent_experiments.py heads --cuts 0.5,0.7,0.9
+  OMP_NUM_THREADS=1 .venv/bin/python scripts/intent_experiments.py hybrid --cuts 0.9,0.95 --vetoes 0.3,0.5
 """
 from __future__ import annotations
 
@@ -64,7 +68,7 @@ HEADER = ["| experiment | setting | file | split | FRR (safe blocked) [95% CI] |
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("experiment", choices=["counters", "pairs", "data-loso", "neighbours", "heads"])
+    ap.add_argument("experiment", choices=["counters", "pairs", "data-loso", "neighbours", "heads", "hybrid"])
     ap.add_argument("--pack", default=str(ROOT / "policies" / "default.policy"))
     ap.add_argument("--model", help="replace the pack's model id (pairs and data-loso always use +finetune)")
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
@@ -77,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, default=2, help="neighbours: examples averaged per concept")
     ap.add_argument("--counter-k", type=int, default=1, help="neighbours: counter-examples averaged per concept")
     ap.add_argument("--splits", default="dev", help="neighbours, heads: dev or dev,holdout")
-    ap.add_argument("--cuts", default="0.5,0.7,0.9", help="heads: probability cuts")
+    ap.add_argument("--cuts", default="0.5,0.7,0.9", help="heads, hybrid: probability cuts")
+    ap.add_argument("--vetoes", default="0.3", help="hybrid: the head's probability below which A's blocks drop")
     ap.add_argument("--combine", default="alone", choices=["alone", "and", "or"],
                     help="heads: the head alone, or together with the shipped nearest-neighbour rule")
     ap.add_argument("--markdown", help="also write the table here")
@@ -91,10 +96,13 @@ def main(argv: list[str] | None = None) -> int:
 
     policy = compile_policy(args.pack)
     model = FINETUNE if args.experiment in ("pairs", "data-loso") else (args.model or policy.model)
+    if args.experiment == "hybrid":
+        model = policy.model  # A is the pack as shipped; the head's space is FINETUNE
     policy = dataclasses.replace(policy, model=model)
     files = [f for f in args.files.split(",") if f]
     chosen = tuple(x for x in args.splits.split(",") if x)
-    splits = {"data-loso": ("dev", "holdout"), "neighbours": chosen, "heads": chosen}.get(args.experiment, ("dev",))
+    splits = {"data-loso": ("dev", "holdout"), "neighbours": chosen, "heads": chosen, "hybrid": chosen}.get(
+        args.experiment, ("dev",))
     needed = {(f, s) for f in files for s in splits}
     if args.experiment == "data-loso":  # training pairs come from the other files' dev rows
         needed |= {(f, "dev") for f in FILES}
@@ -103,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = [c for c in load(discover([args.pack])[0], build=False).cases if c.todo is None]
     deltas = [float(x) for x in args.deltas.split(",") if x]
     run = {"counters": _counters, "pairs": _pairs, "data-loso": _data_loso, "neighbours": _neighbours,
-           "heads": _heads}[args.experiment]
+           "heads": _heads, "hybrid": _hybrid}[args.experiment]
     lines = HEADER + run(args, policy, raw, files, splits, cases, deltas)
     print("\n".join(lines))
     if args.markdown:
@@ -405,6 +413,55 @@ def _heads(args: Any, policy: Any, raw: dict, files: list[str], splits: tuple, c
         out += _score(name, f"p >= {cut:g}", _shifted(policy, {k: cut for k in used}, 0.0),
                       embedder, raw, files, splits, cases,
                       scoring=lambda ix, c, v: head_scores(ix, heads, c, v, args.combine, nn))
+    return out
+
+
+def _hybrid(args: Any, policy: Any, raw: dict, files: list[str], splits: tuple, cases: list,
+            deltas: list[float]) -> list[str]:
+    from intent_compare import cell
+
+    from policyengine.measure.runner import _policy_shared_embedder, build_engine, run_rows
+
+    used = _used(policy)
+    tuned = dataclasses.replace(policy, model=FINETUNE)
+    tuned_embedder = _policy_shared_embedder(tuned, 1)
+    heads = fit_heads(build_engine(tuned, embedder=tuned_embedder)._evaluator.index, used, _benign_pool(tuned))
+    rows = {(f, s): _rows(raw, f, s) for f in files for s in splits}
+
+    def blocks(engine: Any) -> tuple[dict, list[bool]]:
+        on_rows = {key: [r.blocked for r in run_rows(engine, rs, progress=False)] for key, rs in rows.items()}
+        return on_rows, [d.action == "block" for d in engine.evaluate_many([c.item() for c in cases])]
+
+    shipped, shipped_cases = blocks(build_engine(policy))
+    cuts = [float(x) for x in args.cuts.split(",") if x]
+    vetoes = [float(x) for x in args.vetoes.split(",") if x]
+    head: dict[float, tuple[dict, list[bool]]] = {}
+    for p in sorted(set(cuts) | set(vetoes)):
+        engine = build_engine(_shifted(tuned, {k: p for k in used}, 0.0), embedder=tuned_embedder)
+        _use_scoring(engine, lambda ix, c, v: head_scores(ix, heads, c, v))
+        head[p] = blocks(engine)
+
+    def line(name: str, setting: str, on_rows: dict, on_cases: list[bool]) -> list[str]:
+        # the hybrid only adds or drops blocks, so a case is judged on block-or-not alone (a dropped block counts
+        # as the allow, redact or flag the case expects)
+        failed = sum(b != (c.expect == "block") for c, b in zip(cases, on_cases))
+        out = []
+        for f in files:
+            for s in splits:
+                got = list(zip(rows[(f, s)], on_rows[(f, s)]))
+                safe, unsafe = [b for r, b in got if not r.unsafe], [b for r, b in got if r.unsafe]
+                out.append(f"| {name} | {setting} | {f} | {s} | {cell(sum(safe), len(safe))} | "
+                           f"{cell(sum(unsafe), len(unsafe))} | {failed}/{len(cases)} |")
+        return out
+
+    out = line("shipped pack (A)", "as written", shipped, shipped_cases)
+    for hi in cuts:
+        for lo in [v for v in vetoes if v < hi]:
+            hb, hc = head[hi]
+            vb, vc = head[lo]
+            comb = {key: [h or (a and v) for a, h, v in zip(shipped[key], hb[key], vb[key])] for key in rows}
+            comb_cases = [h or (a and v) for a, h, v in zip(shipped_cases, hc, vc)]
+            out += line("SetFit head, or A unless vetoed", f"p >= {hi:g}, veto < {lo:g}", comb, comb_cases)
     return out
 
 

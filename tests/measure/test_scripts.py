@@ -192,3 +192,20 @@ def test_intent_experiments_heads(tmp_path: Path) -> None:
     assert "[heads] 1 heads fitted in" in err
     strict = next(x for x in lines if "p >= 0.999999" in x and "| harmbench_val |" in x)
     assert "| 0.0% (0/3) [0.0-56.2] |" in strict  # no head is that sure of anything
+
+
+def test_intent_experiments_hybrid_adds_and_vetoes_blocks(tmp_path: Path) -> None:
+    import intent_experiments
+
+    policy = _fixture_with_cases(tmp_path)
+    out, err = _run(intent_experiments.main, ["hybrid", "--pack", str(policy), "--cuts", "0,0.999999",
+                                              "--vetoes", "-1", "--data-dir", str(_data_dir(tmp_path))])
+    cells = lambda x: x.split(" | ")[4:]  # noqa: E731 - FRR, catch, pack cases failed
+    lines = [x for x in out.splitlines() if x.startswith("| shipped pack") or x.startswith("| SetFit head")]
+    assert len(lines) == 3 * len(FILES)  # A, and the two cuts with the one veto, dev rows only
+    row = lambda who, file: next(x for x in lines if who in x and f"| {file} | dev |" in x)  # noqa: E731
+    # a head at p >= 0 blocks everything, and a veto at -1 never drops a block of A
+    assert cells(row("p >= 0, veto < -1", "jbb_behaviors"))[:2] == ["100.0% (3/3) [43.8-100.0]"] * 2
+    assert "1/2 |" in row("p >= 0, veto < -1", "jbb_behaviors")  # the look-alike case is blocked too
+    for f in FILES:  # no head is sure to 0.999999, so that line is A's
+        assert cells(row("p >= 0.999999, veto < -1", f)) == cells(row("shipped pack (A)", f))
