@@ -30,9 +30,10 @@ scripts/measure_pack.py (sha256 of the row id; hatecheck: the fixed 1,000-row sa
               the concept's examples against all the benign text of the policy (every counter-example, the
               background set), classes balanced. A chunk matches when the head's probability is at least each
               of --cuts (the nearest example is still named). --splits as for neighbours.
-  hybrid      Round five, decision level. The shipped pack (A) together with the SetFit head (fine-tuned space):
-              block when the head's probability is at least a cut from --cuts, or when A blocks and the head is at
-              least a veto from --vetoes (A's blocks the head finds implausible are dropped). Dev rows by default.
+  hybrid      Round five, decision level. The shipped pack (A) together with H(p): the pack's rules with every
+              concept matched by its SetFit head (fine-tuned space) at probability p. Block when H(cut) blocks,
+              or when A blocks and H(veto) blocks too (A's blocks that H(veto) would not make are dropped). Rules
+              without a concept (patterns, context) fire the same in A and H. --cuts, --vetoes; dev rows by default.
 
 Extra pairs are part of the tuned model's training digest, so these models never replace the pack's cached one.
 
@@ -70,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("experiment", choices=["counters", "pairs", "data-loso", "neighbours", "heads", "hybrid"])
     ap.add_argument("--pack", default=str(ROOT / "policies" / "default.policy"))
-    ap.add_argument("--model", help="replace the pack's model id (pairs and data-loso always use +finetune)")
+    ap.add_argument("--model", help="replace the pack's model id (pairs and data-loso always use +finetune; "
+                                     "hybrid uses the pack's own and +finetune)")
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--files", default=",".join(FILES), help="data files to score (data-loso: to leave out)")
     ap.add_argument("--deltas", default="0,0.01,0.03", help="threshold shifts (threshold - delta)")
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--counter-k", type=int, default=1, help="neighbours: counter-examples averaged per concept")
     ap.add_argument("--splits", default="dev", help="neighbours, heads: dev or dev,holdout")
     ap.add_argument("--cuts", default="0.5,0.7,0.9", help="heads, hybrid: probability cuts")
-    ap.add_argument("--vetoes", default="0.3", help="hybrid: the head's probability below which A's blocks drop")
+    ap.add_argument("--vetoes", default="0.3", help="hybrid: the cut of H that A's blocks must also pass")
     ap.add_argument("--combine", default="alone", choices=["alone", "and", "or"],
                     help="heads: the head alone, or together with the shipped nearest-neighbour rule")
     ap.add_argument("--markdown", help="also write the table here")
@@ -237,7 +239,7 @@ def head_scores(index: Any, heads: dict[str, Any], concept: str, chunk_vecs: Any
     prob = heads[concept].predict_proba(chunk_vecs)[:, 1].astype(np.float32)
     if combine != "alone":
         assert nn is not None
-        hit = (near.ex_score >= nn[concept]) & (near.ex_score > near.ctr_score)
+        hit = (near.ex_score >= nn[concept]) & (near.ex_score > near.ctr_score + index.concepts[concept].margin)
         prob = np.where(hit, prob, 0.0) if combine == "and" else np.where(hit, 1.0, prob)
         prob = prob.astype(np.float32)
     return ConceptScores(prob, near.ex_index, np.full(n, -np.inf, dtype=np.float32), np.full(n, -1, dtype=np.int64))
@@ -461,7 +463,7 @@ def _hybrid(args: Any, policy: Any, raw: dict, files: list[str], splits: tuple, 
             vb, vc = head[lo]
             comb = {key: [h or (a and v) for a, h, v in zip(shipped[key], hb[key], vb[key])] for key in rows}
             comb_cases = [h or (a and v) for a, h, v in zip(shipped_cases, hc, vc)]
-            out += line("SetFit head, or A unless vetoed", f"p >= {hi:g}, veto < {lo:g}", comb, comb_cases)
+            out += line("H(cut), or A and H(veto)", f"cut {hi:g}, veto {lo:g}", comb, comb_cases)
     return out
 
 

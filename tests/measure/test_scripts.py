@@ -201,11 +201,11 @@ def test_intent_experiments_hybrid_adds_and_vetoes_blocks(tmp_path: Path) -> Non
     out, err = _run(intent_experiments.main, ["hybrid", "--pack", str(policy), "--cuts", "0,0.999999",
                                               "--vetoes", "-1", "--data-dir", str(_data_dir(tmp_path))])
     cells = lambda x: x.split(" | ")[4:]  # noqa: E731 - FRR, catch, pack cases failed
-    lines = [x for x in out.splitlines() if x.startswith("| shipped pack") or x.startswith("| SetFit head")]
+    lines = [x for x in out.splitlines() if x.startswith("| shipped pack") or x.startswith("| H(cut)")]
     assert len(lines) == 3 * len(FILES)  # A, and the two cuts with the one veto, dev rows only
     row = lambda who, file: next(x for x in lines if who in x and f"| {file} | dev |" in x)  # noqa: E731
     # a head at p >= 0 blocks everything, and a veto at -1 never drops a block of A
-    assert cells(row("p >= 0, veto < -1", "jbb_behaviors"))[:2] == ["100.0% (3/3) [43.8-100.0]"] * 2
-    assert "1/2 |" in row("p >= 0, veto < -1", "jbb_behaviors")  # the look-alike case is blocked too
+    assert cells(row("cut 0, veto -1", "jbb_behaviors"))[:2] == ["100.0% (3/3) [43.8-100.0]"] * 2
+    assert "1/2 |" in row("cut 0, veto -1", "jbb_behaviors")  # the look-alike case is blocked too
     for f in FILES:  # no head is sure to 0.999999, so that line is A's
-        assert cells(row("p >= 0.999999, veto < -1", f)) == cells(row("shipped pack (A)", f))
+        assert cells(row("cut 0.999999, veto -1", f)) == cells(row("shipped pack (A)", f))
