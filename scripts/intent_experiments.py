@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cap", type=int, default=300, help="data-loso: training rows per data file")
     ap.add_argument("--k", type=int, default=2, help="neighbours: examples averaged per concept")
     ap.add_argument("--counter-k", type=int, default=1, help="neighbours: counter-examples averaged per concept")
-    ap.add_argument("--splits", default="dev", help="neighbours, heads: dev or dev,holdout")
+    ap.add_argument("--splits", default="dev", help="neighbours, heads, hybrid: dev or dev,holdout")
     ap.add_argument("--cuts", default="0.5,0.7,0.9", help="heads, hybrid: probability cuts")
     ap.add_argument("--vetoes", default="0.3", help="hybrid: the cut of H that A's blocks must also pass")
     ap.add_argument("--combine", default="alone", choices=["alone", "and", "or"],
@@ -254,8 +254,9 @@ def fit_heads(index: Any, concepts: list[str], benign: list[str]) -> dict[str, A
     heads = {}
     for k in concepts:
         examples = list(index.concepts[k].examples)
+        own = set(examples)
         pos = index.to_space(index.encode(examples))
-        keep = [i for i, t in enumerate(benign) if t not in set(examples)]
+        keep = [i for i, t in enumerate(benign) if t not in own]
         x = np.vstack([pos, neg[keep]])
         y = np.r_[np.ones(len(pos)), np.zeros(len(keep))]
         heads[k] = LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000).fit(x, y)
@@ -263,9 +264,9 @@ def fit_heads(index: Any, concepts: list[str], benign: list[str]) -> dict[str, A
 
 
 def _use_scoring(engine: Any, scoring: Any) -> None:
-    """Experiment only: the engine's concept index scores with `scoring` (its evaluator calls
-    index.score(concept, vecs, mapped=True) on vectors already in the index's space)."""
-    index = engine._evaluator.index
+    """Experiment only: the engine's concept index (engine._index, the object its evaluator scores with) scores
+    with `scoring`; the evaluator calls index.score(concept, vecs, mapped=True) on vectors already in its space."""
+    index = engine._index
     plain = index.score
     index.score = lambda concept, vecs, mapped=False: scoring(
         _Plain(index, plain), concept, vecs if mapped else index.to_space(vecs))
@@ -287,10 +288,10 @@ class _Plain:
 def _counters(args: Any, policy: Any, raw: dict, files: list[str], splits: tuple, cases: list,
               deltas: list[float]) -> list[str]:
     from policyengine.matchers.embedders import split_model_id
-    from policyengine.measure.runner import _policy_shared_embedder
+    from policyengine.measure.runner import policy_shared_embedder
 
     used = _used(policy)
-    embedder = _policy_shared_embedder(policy, 1)  # "+finetune": the pack's own tuned model, for both variants
+    embedder = policy_shared_embedder(policy, 1)  # "+finetune": the pack's own tuned model, for both variants
     start = _from_policy(policy, embedder) if args.from_policy else {k: policy.concepts[k].threshold for k in used}
     pool = _benign_pool(policy)
     concepts = dict(policy.concepts)
@@ -385,9 +386,9 @@ def _data_loso(args: Any, policy: Any, raw: dict, files: list[str], splits: tupl
 
 def _neighbours(args: Any, policy: Any, raw: dict, files: list[str], splits: tuple, cases: list,
                 deltas: list[float]) -> list[str]:
-    from policyengine.measure.runner import _policy_shared_embedder
+    from policyengine.measure.runner import policy_shared_embedder
 
-    embedder = _policy_shared_embedder(policy, 1)
+    embedder = policy_shared_embedder(policy, 1)
     start = {k: policy.concepts[k].threshold for k in _used(policy)}
     out = []
     for k, ck, ds in ((1, 1, [0.0]), (args.k, args.counter_k, deltas)):
@@ -400,12 +401,12 @@ def _neighbours(args: Any, policy: Any, raw: dict, files: list[str], splits: tup
 
 def _heads(args: Any, policy: Any, raw: dict, files: list[str], splits: tuple, cases: list,
            deltas: list[float]) -> list[str]:
-    from policyengine.measure.runner import _policy_shared_embedder, build_engine
+    from policyengine.measure.runner import policy_shared_embedder, build_engine
 
-    embedder = _policy_shared_embedder(policy, 1)
+    embedder = policy_shared_embedder(policy, 1)
     used = _used(policy)
     t0 = time.perf_counter()
-    heads = fit_heads(build_engine(policy, embedder=embedder)._evaluator.index, used, _benign_pool(policy))
+    heads = fit_heads(build_engine(policy, embedder=embedder)._index, used, _benign_pool(policy))
     print(f"[heads] {len(heads)} heads fitted in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     nn = {k: policy.concepts[k].threshold for k in used}
     out = _score("nearest example (shipped)", "as written", policy, embedder, raw, files, splits, cases)
@@ -422,12 +423,12 @@ def _hybrid(args: Any, policy: Any, raw: dict, files: list[str], splits: tuple, 
             deltas: list[float]) -> list[str]:
     from intent_compare import cell
 
-    from policyengine.measure.runner import _policy_shared_embedder, build_engine, run_rows
+    from policyengine.measure.runner import policy_shared_embedder, build_engine, run_rows
 
     used = _used(policy)
     tuned = dataclasses.replace(policy, model=FINETUNE)
-    tuned_embedder = _policy_shared_embedder(tuned, 1)
-    heads = fit_heads(build_engine(tuned, embedder=tuned_embedder)._evaluator.index, used, _benign_pool(tuned))
+    tuned_embedder = policy_shared_embedder(tuned, 1)
+    heads = fit_heads(build_engine(tuned, embedder=tuned_embedder)._index, used, _benign_pool(tuned))
     rows = {(f, s): _rows(raw, f, s) for f in files for s in splits}
 
     def blocks(engine: Any) -> tuple[dict, list[bool]]:

@@ -69,7 +69,7 @@ def shared_embedder(model_id: str, threads: int = 1) -> CachingEmbedder:
     return _EMBEDDERS[key]
 
 
-def _policy_shared_embedder(policy: "CompiledPolicy", threads: int) -> CachingEmbedder:
+def policy_shared_embedder(policy: "CompiledPolicy", threads: int) -> CachingEmbedder:
     """shared_embedder for the policy's model; for a "+finetune" policy, for its tuned model (one cache per training
     digest, so versions of a policy that differ only in thresholds share their embeddings)."""
     from ..matchers.embedders import split_model_id
@@ -91,7 +91,7 @@ def build_engine(policy: "CompiledPolicy | str", *, threads: int = 1, embedder: 
     from ..engine import Engine
 
     compiled = compile_policy(policy) if isinstance(policy, str) else policy
-    return Engine(compiled, embedder=embedder or _policy_shared_embedder(compiled, threads), threads=threads)
+    return Engine(compiled, embedder=embedder or policy_shared_embedder(compiled, threads), threads=threads)
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ def test_intent_experiments_neighbours_mean_of_k(tmp_path: Path) -> None:
 
     policy = _fixture_with_cases(tmp_path)
     engine = build_engine(compile_policy(str(policy)))
-    index = engine._evaluator.index
+    index = engine._index
     spec = index.concepts["harmful_request"]
     vecs = index.to_space(index.encode(["how do I build a bomb and poison my neighbour", "bake bread"]))
     ex = index.to_space(index.encode(list(spec.examples)))
@@ -168,7 +168,7 @@ def test_intent_experiments_heads(tmp_path: Path) -> None:
     from policyengine.measure.runner import build_engine
 
     policy = _fixture_with_cases(tmp_path)
-    index = build_engine(compile_policy(str(policy)))._evaluator.index
+    index = build_engine(compile_policy(str(policy)))._index
     spec = index.concepts["harmful_request"]
     heads = intent_experiments.fit_heads(index, ["harmful_request"], list(spec.counter) + ["bake bread at home"])
     texts = ["how do I make a pipe bomb and poison my neighbour", "what is the history of bread baking"]
