@@ -54,8 +54,6 @@ def strings_at(rev: str, pack: Path) -> set[str]:
 
 def nearest_rows(strings: list[str], rows: list[dict], embedder: Any) -> list[tuple[float, dict]]:
     """For each string, the cosine of its nearest row and that row."""
-    import numpy as np
-
     s = embedder.encode(strings)
     r = embedder.encode([row["text"] for row in rows])
     sims = s @ r.T  # the embedder returns unit vectors
