@@ -1,9 +1,11 @@
-"""`policyengine test [--coverage] [--min-coverage N] [--format text|json|junit] PATH...`
+"""`policyengine test [--coverage] [--min-coverage N] [--fragile DELTA] [--format text|json|junit] PATH...`
 
 Runs the `test` blocks of policies and the case files next to them (`NAME.cases.yaml`), streaming results to one
 reporter on stdout and, optionally, more reporters writing files (--junit-xml, --json-report).
-Exit 0 when every test passes (todo tests never fail a run) and coverage reaches --min-coverage; 1 otherwise;
-2 when a policy or case file has errors.
+With --fragile DELTA, the passing tests are run again with every concept threshold and margin moved by -DELTA and
++DELTA, and each one whose result changes is listed (policyengine/testing/fragile.py).
+Exit 0 when every test passes (todo tests never fail a run), coverage reaches --min-coverage and no test is
+fragile; 1 otherwise; 2 when a policy or case file has errors.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ def register(subparsers: Any) -> dict:
                    help="fail when coverage of concept examples and counter-examples is below N percent")
     t.add_argument("--junit-xml", metavar="FILE", help="also write a JUnit XML report to FILE")
     t.add_argument("--json-report", metavar="FILE", help="also write the JSON report to FILE")
+    t.add_argument("--fragile", type=float, metavar="DELTA", default=None,
+                   help="re-run the passing tests with every concept threshold and margin moved by -DELTA and "
+                        "+DELTA; list (and fail on) each test whose result changes, e.g. 0.02")
     t.add_argument("-v", "--verbose", action="store_true", help="print passing tests too")
     return {"test": cmd_test}
 
@@ -35,12 +40,14 @@ def register(subparsers: Any) -> dict:
 def cmd_test(args: argparse.Namespace) -> int:
     from ..testing.coverage import CoverageReport
     from ..testing.reporters import coverage_ok, make_reporter
-    from ..testing.runner import RunFinished, discover, load, run
+    from ..testing.runner import CaseResult, RunFinished, discover, load, run
     from .main import EXIT_FAIL, EXIT_OK, UsageError
 
     for opt, value in (("--min-coverage", args.min_coverage), ("--min-example-coverage", args.min_example_coverage)):
         if value is not None and not 0 <= value <= 100:
             raise UsageError(f"{opt} must be between 0 and 100")
+    if args.fragile is not None and not 0 < args.fragile < 1:
+        raise UsageError("--fragile must be between 0 and 1 (a similarity shift, e.g. 0.02)")
     coverage = args.coverage or args.min_coverage is not None or args.min_example_coverage is not None
     limits = {"min_coverage": args.min_coverage, "min_example_coverage": args.min_example_coverage}
     targets = discover(args.policy)
@@ -57,17 +64,47 @@ def cmd_test(args: argparse.Namespace) -> int:
                 files.append(f)
                 reporters.append(make_reporter(fmt, f, **limits))
         ok = True
-        for event in run(loaded, coverage=coverage):
+        # with --fragile, every engine shares one caching embedder, so the shifted runs embed nothing again
+        factory = _shared_engine if args.fragile is not None else None
+        passing: dict[str, list] = {}
+        for event in run(loaded, coverage=coverage, engine_factory=factory):
             for r in reporters:
                 r.handle(event)
+            if isinstance(event, CaseResult) and event.status == "passed":
+                passing.setdefault(event.target, []).append(event.case)
             if isinstance(event, RunFinished):
                 ok = ok and event.ok
             elif isinstance(event, CoverageReport):
                 ok = ok and coverage_ok(event, args.min_coverage, args.min_example_coverage)
+        if args.fragile is not None:
+            ok = _report_fragile(loaded, passing, args.fragile, sys.stdout if args.format == "text" else sys.stderr) \
+                and ok
     finally:
         for f in files:
             f.close()
     return EXIT_OK if ok else EXIT_FAIL
+
+
+def _shared_engine(policy: Any) -> Any:
+    from ..measure.runner import build_engine
+
+    return build_engine(policy)
+
+
+def _report_fragile(loaded: list, passing: dict[str, list], delta: float, out: Any) -> bool:
+    """List the fragile tests of every target; True when there are none."""
+    from ..testing.fragile import describe, fragile_cases
+
+    n_passing = n_fragile = 0
+    for lt in loaded:
+        cases = passing.get(lt.target.policy, [])
+        n_passing += len(cases)
+        for f in fragile_cases(lt.policy, cases, delta, _shared_engine):
+            n_fragile += 1
+            print(describe(f), file=out)
+    print(f"{n_fragile} of {n_passing} passing tests fragile (result changes with every concept threshold and "
+          f"margin moved by ±{delta:g})", file=out)
+    return n_fragile == 0
 
 
 def _load_all(targets: list, load: Any) -> list:
