@@ -21,8 +21,21 @@ def register(sub: Any) -> dict:
     p.add_argument("--max-frr", type=rate, metavar="X", help="exit 1 if the overall false-refusal rate is above X")
     p.add_argument("--min-catch", type=rate, metavar="Y", help="exit 1 if the overall catch rate is below Y")
     p.add_argument("--worst", type=int, default=10, metavar="N", help="false refusals listed with explanations")
+    p.add_argument("--near-copy", type=_similarity, default=0.95, metavar="SIM",
+                   help="list the rows at similarity >= SIM (in the policy's space) to an example or "
+                        "counter-example: the policy was likely written from them (default 0.95)")
     p.add_argument("--format", choices=["text", "json"], default="text")
     return {"score": cmd_score}
+
+
+def _similarity(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        x = float("nan")
+    if not 0 < x <= 1:
+        raise argparse.ArgumentTypeError(f"expected a similarity in (0, 1], like 0.95, got {value!r}")
+    return x
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -33,7 +46,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     engine = build_engine(args.policy, threads=threads(args))
     progress = False if args.no_progress else None
     by_file = {path: run_rows(engine, rows, progress=progress, desc=path) for path, rows in data.items()}
-    report = build_report(engine, by_file, worst=args.worst)
+    report = build_report(engine, by_file, worst=args.worst, near_copy=args.near_copy)
     gates = check_gates(report.overall, args.max_frr, args.min_catch)
     if args.report:
         from ..measure.report import write_report

@@ -196,6 +196,17 @@ def render_html(report: ScoreReport, gates: Sequence[dict] = ()) -> str:
     misses = report.misses
     parts.append(f"<h2>Misses: unsafe rows not blocked ({len(misses)})</h2>")
     parts.append(_errors_table(misses))
+    if report.near_copies:
+        parts += [f"<h2>Near-copies of policy strings ({len(report.near_copies)})</h2>",
+                  f'<p class="muted">Rows at similarity &ge; {report.near_copy:g} to an example or counter-example of '
+                  "the policy: the figures on them show what the policy was written from, not how it "
+                  "generalises.</p>",
+                  _table(["id", "row", "label", "similarity", "concept", "text"],
+                         [[f"<td>{e(c.result.row.id)}</td>",
+                           f"<td>{e(Path(c.result.row.file).name)}:{c.result.row.line}</td>",
+                           f"<td>{e(c.result.row.label)}</td>", _num(f"{c.similarity:.3f}"),
+                           f"<td>{e(c.concept)} ({e(c.kind)})</td>", f"<td>{e(c.result.row.text[:500])}</td>"]
+                          for c in report.near_copies[:200]], "near-copies")]
     parts.append(f"<script>{SCRIPT}</script></body></html>")
     return "\n".join(parts)
 

@@ -1,5 +1,6 @@
 """`policyengine score`: false-refusal rate, catch rate, precision and F1 with 95% intervals, per file and overall;
-what every rule caused; per category; the worst false refusals with their explanations."""
+what every rule caused; per category; the worst false refusals with their explanations; and the rows that nearly
+copy an example or counter-example of the policy (a measurement on them says little about unseen traffic)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from .runner import RowResult
 from .stats import Estimate, Interval, f1_bootstrap, wilson
 
 DEFAULT_RULE = "(policy default)"
+NEAR_COPY = 0.95  # similarity, in the policy's space, from which a row counts as a near-copy of a policy string
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ class ScoreReport:
     categories: list[CategoryStats]
     results: list[RowResult]
     worst: int = 10
+    near_copies: list["NearCopy"] = field(default_factory=list)
+    near_copy: float = NEAR_COPY  # the similarity from which a row counts as a near-copy
 
     @property
     def false_refusals(self) -> list[RowResult]:
@@ -115,7 +119,9 @@ class ScoreReport:
                 "files": [m.to_dict() for m in self.files], "overall": self.overall.to_dict(),
                 "rules": [r.to_dict() for r in self.rules], "categories": [c.to_dict() for c in self.categories],
                 "worst_false_refusals": [row(r) for r in self.false_refusals[:self.worst]],
-                "misses": [row(r) for r in self.misses[:self.worst]]}
+                "misses": [row(r) for r in self.misses[:self.worst]],
+                "near_copies": {"threshold": self.near_copy, "count": len(self.near_copies),
+                                "rows": [c.to_dict() for c in self.near_copies[:self.worst]]}}
 
     def render_text(self, explain: bool = True) -> str:
         out = [f"policy {self.policy} ({self.digest[:19]}), model {self.model or '(none: no concepts)'}", ""]
@@ -150,7 +156,45 @@ class ScoreReport:
                 out.append(f"  [{r.row.id}] {r.row.file}:{r.row.line} {_short(r.row.text)}")
                 if explain:
                     out += ["      " + ln for ln in r.decision.explain().splitlines()]
+        if self.near_copies:
+            n = len(self.near_copies)
+            out += ["", f"near-copies: {n} of {len(self.results)} rows are at similarity >= {self.near_copy:g} to an "
+                        "example or counter-example of the policy; the figures on them show what the policy was "
+                        f"written from, not how it generalises ({min(n, self.worst)} of {n}):"]
+            for c in self.near_copies[:self.worst]:
+                r = c.result
+                what = "an example" if c.kind == "example" else "a counter-example"
+                out.append(f"  [{r.row.id}] {r.row.file}:{r.row.line} {c.similarity:.3f} to {what} of {c.concept}: "
+                           f"{_short(r.row.text, 100)}")
         return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class NearCopy:
+    result: RowResult
+    concept: str
+    kind: str  # "example" or "counter"
+    similarity: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.result.row.id, "file": self.result.row.file, "line": self.result.row.line,
+                "concept": self.concept, "kind": self.kind, "similarity": round(self.similarity, 4)}
+
+
+def near_copies(results: Sequence[RowResult], threshold: float = NEAR_COPY) -> list[NearCopy]:
+    """Rows whose input is at similarity >= threshold to an example or counter-example of a concept, most similar
+    first. It reads the threshold-free concept scores the run already has (no embedding): per concept, the chunk
+    the score is reported on (see engine.ConceptScore), its nearest example and its nearest counter-example."""
+    out = []
+    for r in results:
+        best: tuple[float, str, str] | None = None
+        for concept, sc in r.scores.items():
+            for kind, sim in (("example", sc.score), ("counter", sc.counter_score)):
+                if sim is not None and sim >= threshold and (best is None or sim > best[0]):
+                    best = (sim, concept, kind)
+        if best is not None:
+            out.append(NearCopy(r, best[1], best[2], best[0]))
+    return sorted(out, key=lambda c: -c.similarity)
 
 
 def metrics_table(ms: Sequence[Metrics]) -> list[str]:
@@ -168,7 +212,8 @@ def _short(text: str, n: int = 140) -> str:
     return repr(t if len(t) <= n else t[:n - 1] + "…")
 
 
-def build_report(engine: Any, by_file: dict[str, list[RowResult]], worst: int = 10) -> ScoreReport:
+def build_report(engine: Any, by_file: dict[str, list[RowResult]], worst: int = 10,
+                 near_copy: float = NEAR_COPY) -> ScoreReport:
     policy = engine.policy
     results = [r for rs in by_file.values() for r in rs]
     files = [metrics(name, rs) for name, rs in by_file.items()]
@@ -210,4 +255,4 @@ def build_report(engine: Any, by_file: dict[str, list[RowResult]], worst: int = 
                                         wilson(sum(r.blocked for r in unsafe), len(unsafe))))
     thresholds = {c: policy.concepts[c].threshold for c in sorted(policy.used_concepts) if c in policy.concepts}
     return ScoreReport(policy.entry, policy.digest, policy.model if policy.used_concepts else None, thresholds,
-                       files, overall, active, categories, results, worst)
+                       files, overall, active, categories, results, worst, near_copies(results, near_copy), near_copy)

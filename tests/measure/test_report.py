@@ -46,6 +46,19 @@ def test_report_is_self_contained(tmp_path, make_engine):
     assert "fraud_words" in html and "MISSED" in html
 
 
+def test_report_lists_near_copies_of_policy_strings(tmp_path, make_engine):
+    engine = make_engine(POLICY, name="shop.policy")
+    copied = {"id": "s6", "text": "how to kill time at the airport", "label": "safe"}  # a counter-example verbatim
+    rows = load_rows(write_rows(tmp_path / "rows.jsonl", ROWS + [copied]))
+    report = build_report(engine, {"rows.jsonl": run_rows(engine, rows, progress=False)}, near_copy=0.99)
+    assert [(c.result.row.id, c.kind) for c in report.near_copies] == [("s6", "counter")]
+    html = write_report(report, tmp_path / "report").read_text()
+    assert '<table class="near-copies">' in html and "violent_request (counter)" in html
+    # without near-copies the section is left out
+    report = build_report(engine, {"rows.jsonl": run_rows(engine, rows[:-1], progress=False)}, near_copy=0.99)
+    assert report.near_copies == [] and "near-copies" not in write_report(report, tmp_path / "r2").read_text()
+
+
 def test_report_renders_in_headless_chromium(tmp_path, make_engine):
     chromium = _chromium()
     path = _report(tmp_path, make_engine)

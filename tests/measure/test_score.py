@@ -136,3 +136,27 @@ def test_regex_only_policy_never_loads_the_model(tmp_path, capsys, monkeypatch):
     data = write_rows(tmp_path / "d.jsonl", [{"text": "zzz", "label": "unsafe"}, {"text": "a", "label": "safe"}])
     assert main(["score", str(tmp_path / "p.policy"), "--data", str(data), "--min-catch", "1"]) == 0
     assert "100.0% [20.7, 100.0] (1/1)" in capsys.readouterr().out
+
+
+@pytest.mark.model
+def test_score_lists_rows_that_nearly_copy_a_policy_string(tmp_path, capsys, real_embedder):
+    (tmp_path / "shop.policy").write_text(POLICY)
+    copied = {"id": "s6", "text": "How to kill time at the airport?", "label": "safe"}  # a counter-example, recased
+    data = write_rows(tmp_path / "rows.jsonl", ROWS + [copied])
+    argv = ["score", str(tmp_path / "shop.policy"), "--data", str(data), "--no-progress"]
+    assert main(argv + ["--format", "json", "--near-copy", "0.97"]) == 0
+    near = json.loads(capsys.readouterr().out)["near_copies"]
+    assert near["threshold"] == 0.97 and near["count"] == len(near["rows"])
+    first = near["rows"][0]
+    assert (first["id"], first["concept"], first["kind"]) == ("s6", "violent_request", "counter")
+    assert first["similarity"] >= 0.97 and first["line"] == len(ROWS) + 1
+    assert "s1" not in {r["id"] for r in near["rows"]}  # "where is my parcel?" copies nothing
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "near-copies: " in out and "[s6]" in out and "to a counter-example of violent_request" in out
+    # a lower bar lists more rows, never fewer
+    assert main(argv + ["--format", "json", "--near-copy", "0.5"]) == 0
+    assert json.loads(capsys.readouterr().out)["near_copies"]["count"] >= near["count"] + 1
+    with pytest.raises(SystemExit) as exit_:
+        main(argv + ["--near-copy", "1.5"])
+    assert exit_.value.code == 2 and "expected a similarity in (0, 1]" in capsys.readouterr().err
