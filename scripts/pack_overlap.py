@@ -2,12 +2,15 @@
 """Which strings of a policy near-duplicate a row of the labelled data? (contamination check)
 
 A policy measured on data it copied from scores too well. This embeds every example and counter-example of the
-concepts the policy's rules use (or, with --since REV, only those added since git revision REV) and every row of
+concepts the policy's rules use (or only those added since git revision REV, --since, or not in another policy,
+--base-pack) and every row of
 the data files (all splits, every row), in the base model's space, and prints each policy string whose nearest row
 has cosine >= --threshold, with that row's id, label and split, then a summary of the nearest-row cosines.
 
   OMP_NUM_THREADS=1 .venv/bin/python scripts/pack_overlap.py
   OMP_NUM_THREADS=1 .venv/bin/python scripts/pack_overlap.py --since 30f8676 --threshold 0.85
+  OMP_NUM_THREADS=1 .venv/bin/python scripts/pack_overlap.py --pack "$d/policies/default.policy" \
+      --base-pack policies/default.policy --threshold 0.8
 """
 from __future__ import annotations
 
@@ -66,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pack", default=str(ROOT / "policies" / "default.policy"))
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--files", default=",".join(FILES))
-    ap.add_argument("--since", metavar="REV", help="only the strings added since this git revision")
+    ap.add_argument("--since", metavar="REV", help="only the strings added since this git revision (--pack must be "
+                                                   "inside this repository)")
+    ap.add_argument("--base-pack", metavar="PATH", help="only the strings that this other policy does not have")
     ap.add_argument("--threshold", type=float, default=0.9)
     args = ap.parse_args(argv)
 
@@ -75,9 +80,13 @@ def main(argv: list[str] | None = None) -> int:
 
     pack = Path(args.pack)
     strings = policy_strings(compile_policy(pack))
+    added = ""
     if args.since:
         old = strings_at(args.since, pack)
-        strings = {t: k for t, k in strings.items() if t not in old}
+        strings, added = {t: k for t, k in strings.items() if t not in old}, f" added since {args.since}"
+    if args.base_pack:
+        old = set(policy_strings(compile_policy(args.base_pack)))
+        strings, added = {t: k for t, k in strings.items() if t not in old}, f" not in {args.base_pack}"
     rows = []
     for f in args.files.split(","):
         for line in (Path(args.data_dir) / f"{f}.jsonl").open(encoding="utf-8"):
@@ -93,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     cos = sorted(c for c, _ in found)
     if cos:
         median = cos[len(cos) // 2]
-        print(f"{len(texts)} policy strings{' added since ' + args.since if args.since else ''}, {len(rows)} rows: "
+        print(f"{len(texts)} policy strings{added}, {len(rows)} rows: "
               f"nearest-row cosine median {median:.3f}, max {cos[-1]:.3f}; "
               + ", ".join(f">= {t}: {sum(c >= t for c in cos)}" for t in (0.8, 0.85, 0.9, 0.95)))
     else:
