@@ -78,7 +78,19 @@ def main(argv: list[str] | None = None) -> int:
     from policyengine.compiler import compile_policy
     from policyengine.measure.runner import CachingEmbedder
 
+    from policyengine.diagnostics import PolicyError
+
     pack = Path(args.pack)
+    if args.since and not pack.resolve().is_relative_to(ROOT):
+        ap.error(f"--since needs a --pack inside {ROOT}; compare with another policy with --base-pack")
+    try:
+        return _check(args, pack, compile_policy, CachingEmbedder)
+    except PolicyError as e:
+        print(e, file=sys.stderr)
+        return 2
+
+
+def _check(args: Any, pack: Path, compile_policy: Any, CachingEmbedder: Any) -> int:
     strings = policy_strings(compile_policy(pack))
     added = ""
     if args.since:

@@ -11,7 +11,11 @@ import io
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import FIXTURES, ROOT, write_rows
+
+pytestmark = pytest.mark.model  # every script here loads the real model
 
 sys.path.insert(0, str(ROOT / "scripts"))
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from policyengine.cli.main import main
 from policyengine.compiler import compile_policy
 from policyengine.testing.fragile import shifted
@@ -40,6 +42,7 @@ def test_shifted_moves_every_threshold_and_margin_and_nothing_else() -> None:
     assert spec.examples == before.examples and moved.rules == policy.rules
 
 
+@pytest.mark.model
 def test_a_test_passing_by_a_hundredth_is_fragile_at_two(tmp_path: Path, monkeypatch, capsys, real_engine) -> None:
     score = _score(real_engine)
     threshold = round(score - 0.01, 3)
@@ -61,6 +64,7 @@ def test_a_test_passing_by_a_hundredth_is_fragile_at_two(tmp_path: Path, monkeyp
     assert "0 of 3 passing tests fragile" in capsys.readouterr().out
 
 
+@pytest.mark.model
 def test_fragile_goes_to_stderr_for_machine_formats_and_rejects_bad_deltas(tmp_path: Path, monkeypatch, capsys,
                                                                         real_engine) -> None:
     (tmp_path / "b.policy").write_text(POLICY.format(threshold=round(_score(real_engine) - 0.01, 3), blocked=BLOCKED))
