@@ -15,7 +15,6 @@ has cosine >= --threshold, with that row's id, label and split, then a summary o
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from measure_pack import split_of  # noqa: E402 - the split of every other measurement
+from measure_pack import load_rows, split_of  # noqa: E402 - the rows and split of every other measurement
 from pack_versions import FILES  # noqa: E402
 
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -57,11 +56,13 @@ def strings_at(rev: str, pack: Path) -> set[str]:
 
 def nearest_rows(strings: list[str], rows: list[dict], embedder: Any) -> list[tuple[float, dict]]:
     """For each string, the cosine of its nearest row and that row."""
+    if not strings or not rows:
+        return []
     s = embedder.encode(strings)
     r = embedder.encode([row["text"] for row in rows])
     sims = s @ r.T  # the embedder returns unit vectors
     best = sims.argmax(axis=1)
-    return [(float(sims[i, j]), rows[int(j)]) for i, j in enumerate(best)] if len(rows) else []
+    return [(float(sims[i, j]), rows[int(j)]) for i, j in enumerate(best)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,22 +76,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threshold", type=float, default=0.9)
     args = ap.parse_args(argv)
 
-    from policyengine.compiler import compile_policy
-    from policyengine.measure.runner import CachingEmbedder
-
     from policyengine.diagnostics import PolicyError
 
     pack = Path(args.pack)
     if args.since and not pack.resolve().is_relative_to(ROOT):
         ap.error(f"--since needs a --pack inside {ROOT}; compare with another policy with --base-pack")
     try:
-        return _check(args, pack, compile_policy, CachingEmbedder)
+        return _check(args, pack)
     except PolicyError as e:
         print(e, file=sys.stderr)
         return 2
 
 
-def _check(args: Any, pack: Path, compile_policy: Any, CachingEmbedder: Any) -> int:
+def _check(args: Any, pack: Path) -> int:
+    from policyengine.compiler import compile_policy
+    from policyengine.measure.runner import CachingEmbedder
+
     strings = policy_strings(compile_policy(pack))
     added = ""
     if args.since:
@@ -99,12 +100,8 @@ def _check(args: Any, pack: Path, compile_policy: Any, CachingEmbedder: Any) -> 
     if args.base_pack:
         old = set(policy_strings(compile_policy(args.base_pack)))
         strings, added = {t: k for t, k in strings.items() if t not in old}, f" not in {args.base_pack}"
-    rows = []
-    for f in args.files.split(","):
-        for line in (Path(args.data_dir) / f"{f}.jsonl").open(encoding="utf-8"):
-            if line.strip():
-                row = json.loads(line)
-                rows.append({**row, "file": f, "split": split_of(row["id"])})
+    rows = [{**row, "file": f, "split": split_of(row["id"])} for f in args.files.split(",")
+            for row in load_rows(Path(args.data_dir) / f"{f}.jsonl", "all", None)]
     texts = list(strings)
     found = nearest_rows(texts, rows, CachingEmbedder(BASE_MODEL, 1))
     hits = sorted(((c, t, row) for t, (c, row) in zip(texts, found) if c >= args.threshold), key=lambda x: -x[0])

@@ -65,7 +65,9 @@ def cmd_test(args: argparse.Namespace) -> int:
                 reporters.append(make_reporter(fmt, f, **limits))
         ok = True
         # with --fragile, every engine shares one caching embedder, so the shifted runs embed nothing again
-        factory = _shared_engine if args.fragile is not None else None
+        factory = None
+        if args.fragile is not None:
+            from ..measure.runner import build_engine as factory
         passing: dict[str, list] = {}
         for event in run(loaded, coverage=coverage, engine_factory=factory):
             for r in reporters:
@@ -77,21 +79,15 @@ def cmd_test(args: argparse.Namespace) -> int:
             elif isinstance(event, CoverageReport):
                 ok = ok and coverage_ok(event, args.min_coverage, args.min_example_coverage)
         if args.fragile is not None:
-            ok = _report_fragile(loaded, passing, args.fragile, sys.stdout if args.format == "text" else sys.stderr) \
-                and ok
+            out = sys.stdout if args.format == "text" else sys.stderr
+            ok = _report_fragile(loaded, passing, args.fragile, factory, out) and ok
     finally:
         for f in files:
             f.close()
     return EXIT_OK if ok else EXIT_FAIL
 
 
-def _shared_engine(policy: Any) -> Any:
-    from ..measure.runner import build_engine
-
-    return build_engine(policy)
-
-
-def _report_fragile(loaded: list, passing: dict[str, list], delta: float, out: Any) -> bool:
+def _report_fragile(loaded: list, passing: dict[str, list], delta: float, factory: Any, out: Any) -> bool:
     """List the fragile tests of every target; True when there are none."""
     from ..testing.fragile import describe, fragile_cases
 
@@ -99,7 +95,7 @@ def _report_fragile(loaded: list, passing: dict[str, list], delta: float, out: A
     for lt in loaded:
         cases = passing.get(lt.target.policy, [])
         n_passing += len(cases)
-        for f in fragile_cases(lt.policy, cases, delta, _shared_engine):
+        for f in fragile_cases(lt.policy, cases, delta, factory):
             n_fragile += 1
             print(describe(f), file=out)
     print(f"{n_fragile} of {n_passing} passing tests fragile (result changes with every concept threshold and "
