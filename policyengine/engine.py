@@ -117,7 +117,8 @@ class Engine:
     """A compiled policy plus its prepared matchers.
 
     Construction parses, checks and compiles the policy and, if any rule uses a concept, loads the embedding
-    model (once per process) and indexes the concept examples in FAISS. Evaluation is then a pure function of
+    model (once per process) and indexes the concept examples in FAISS, from the compiled-policy cache when it
+    holds this policy (policyengine/runtime.py: nothing embedded or trained again). Evaluation is then a pure function of
     the message and context, safe to call from many threads.
     """
 
@@ -191,8 +192,9 @@ class Engine:
 
     @classmethod
     def from_bundle(cls, path: str | os.PathLike[str], **kwargs: Any) -> "Engine":
-        """Load a bundle written by `policyengine compile` (exemplar embeddings and regex database precomputed).
-        Raises bundle.BundleError when the policy or the model changed since; `policy_path=` if the policy moved."""
+        """Load a bundle written by `policyengine compile`: its own sources, precomputed vectors, regex databases and
+        (onnx backends) ONNX model; loads anywhere. Raises bundle.BundleError when unreadable, or stale: sources
+        beside it (or at `policy_path=`) that changed since it was compiled."""
         from .bundle import load_engine
 
         return load_engine(path, **kwargs)

@@ -235,7 +235,7 @@ def _env(cache_dir: Path) -> dict[str, str]:
 
 
 def _seed_onnx(cache_dir: Path) -> None:
-    """Reuse an ONNX export of the installed weights from the user's cache (exporting again takes ~20 s)."""
+    """Reuse the ONNX export and intent maps of the user's cache (exporting again takes ~20 s)."""
     from policyengine.matchers.embedders import resolve_model_path
     from policyengine.matchers.onnx_backend import weights_digest
 
@@ -244,6 +244,8 @@ def _seed_onnx(cache_dir: Path) -> None:
     if (src / "model-fp32.onnx").is_file() and (src / "meta.json").is_file():
         (cache_dir / "onnx").mkdir(parents=True, exist_ok=True)
         shutil.copytree(src, cache_dir / "onnx" / digest[:16], dirs_exist_ok=True)
+    if (src.parent.parent / "intent").is_dir():  # the trained +contrastive maps (training them takes 10-65 s)
+        shutil.copytree(src.parent.parent / "intent", cache_dir / "intent", dirs_exist_ok=True)
 
 
 def _imported(stderr: str) -> set[str]:
