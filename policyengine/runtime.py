@@ -345,3 +345,27 @@ def apply_artifact(art: Artifact, policy: Any, regex_engine: str) -> dict[str, n
     for r in _READERS:
         r(art, policy)
     return dict(zip(texts, vecs)) if texts else {}
+
+
+def cached_encode(embedder: Any, texts: Sequence[str], tag: str) -> np.ndarray:
+    """`embedder.encode(texts)`, kept in the compiled cache under sha256(format, tag, embedding space, texts): for
+    tools that embed the same fixed texts on every run (lint's semantic rules: a policy's examples and the benign
+    corpus). Embedders that do not name their space (`space_id`) are called directly."""
+    texts = list(texts)
+    space = getattr(embedder, "space_id", None)
+    if not isinstance(space, str) or not texts or not cache_enabled():
+        return embedder.encode(texts)
+    h = hashlib.sha256("\0".join((FORMAT, tag, space)).encode("utf-8", "surrogatepass"))
+    h.update("\1".join(texts).encode("utf-8", "surrogatepass"))
+    key = h.hexdigest()
+    art = load_cached(key)
+    if art is not None and art.manifest.get("count") == len(texts) and "vectors" in art.arrays \
+            and len(art.arrays["vectors"]) == len(texts):
+        return art.arrays["vectors"]
+    vecs = np.ascontiguousarray(embedder.encode(texts), dtype=np.float32)
+    art = Artifact()
+    art.manifest.update({"key": key, "tag": tag, "space": space, "count": len(texts),
+                         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    art.put_array("vectors", vecs)
+    store_cached(key, art)
+    return vecs

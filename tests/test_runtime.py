@@ -307,3 +307,16 @@ def test_compile_digest_is_the_one_decisions_carry_and_check_and_test_take_a_bun
     assert d["action"] == "block" and d["policy"]["digest"] == digest
     assert main(["test", str(bundle)]) == 0
     assert "1 passed" in capsys.readouterr().out
+
+
+def test_cached_encode_embeds_fixed_texts_once_per_space(cache):
+    texts = ["alpha beta", "gamma", "delta epsilon"]
+    first = SpacedFake()
+    a = runtime.cached_encode(first, texts, "lint-semantic")
+    second = SpacedFake()
+    b = runtime.cached_encode(second, texts, "lint-semantic")
+    assert first.calls == [texts] and second.calls == [] and np.array_equal(a, b)
+    runtime.cached_encode(second, texts[:2], "lint-semantic")  # other texts: another entry
+    plain = FakeEmbedder()
+    runtime.cached_encode(plain, texts, "lint-semantic")
+    assert len(second.calls) == 1 and plain.calls == [texts]  # no space named: never cached
