@@ -229,3 +229,29 @@ def test_training_filter_leaves_rows_out(tmp_path, monkeypatch, real_embedder):
     assert not any(r.unsafe for r in policy.concepts["attack_request"].training)
     head = Engine(policy, embedder=real_embedder)._index.heads["attack_request"]
     assert sum(r.unsafe for r in head.rows) == 1  # only the hand-written example is left unsafe
+
+
+@pytest.mark.model
+def test_score_names_training_rows_and_leave_out_scores_without_them(tmp_path, monkeypatch, real_embedder):
+    from policyengine.measure.data import load_rows
+    from policyengine.measure.runner import build_engine, leave_out_engine, run_rows
+    from policyengine.measure.scoring import build_report
+
+    monkeypatch.setenv("POLICYENGINE_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "p").mkdir()
+    path = str(_policy_dir(tmp_path / "p"))
+    data = tmp_path / "eval"
+    data.mkdir()
+    shutil.copy(FIXTURES / "security.jsonl", data / "security.jsonl")
+    rows = load_rows(str(data / "security.jsonl"))
+    engine = build_engine(path, embedder=real_embedder)
+    report = build_report(engine, {"security.jsonl": run_rows(engine, rows, progress=False)})
+    copies = report.near_copies
+    assert len(copies) == len(rows) and {c.kind for c in copies} == {"training row"}
+    assert copies[0].row_id is not None and copies[0].similarity > 0.99
+    assert "warning: 24 evaluated rows are (near-)copies of a trained concept's training rows" in report.render_text()
+    held = leave_out_engine(path, str(data / "security.jsonl"), rows)
+    head = held._index.heads["attack_request"]
+    assert {r.file for r in head.rows} == {"<policy>"}  # only the examples and counters are left
+    report = build_report(held, {"security.jsonl": run_rows(held, rows, progress=False)})
+    assert not [c for c in report.near_copies if c.kind == "training row"]
