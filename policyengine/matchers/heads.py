@@ -53,6 +53,11 @@ class TrainedHead:
     vecs: np.ndarray = field(repr=False)  # (n, d) row vectors in the head's space, unit length
     digest: str = ""
     info: dict[str, object] = field(default_factory=dict, compare=False)
+    labels: np.ndarray = field(init=False, repr=False, compare=False)  # rows' labels (True = unsafe), derived
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", np.fromiter((r.unsafe for r in self.rows), dtype=bool,
+                                                       count=len(self.rows)))
 
     def probabilities(self, vecs: np.ndarray) -> np.ndarray:
         """p(unsafe) for each row of `vecs` (in the head's space)."""
@@ -65,9 +70,8 @@ class TrainedHead:
         """The training rows most similar to `vec` (cosine), `per_side` of each label, unsafe first."""
         sims = self.vecs @ vec
         out: list[tuple[TrainingRow, float]] = []
-        labels = np.fromiter((r.unsafe for r in self.rows), dtype=bool, count=len(self.rows))
         for side in (True, False):
-            idx = np.flatnonzero(labels == side)
+            idx = np.flatnonzero(self.labels == side)
             if idx.size == 0:
                 continue
             k = min(per_side, idx.size)
