@@ -82,6 +82,14 @@ class ConceptSpec:
     def trained(self) -> bool:
         return bool(self.train_files)
 
+    @property
+    def chunking(self) -> tuple[str, ...]:
+        """The key of the chunks this concept is scored on: its normalisation pipeline, marked for a trained concept,
+        which reads request-sized chunks (chunking.request_windows) instead of sentences."""
+        from .chunking import REQUEST
+
+        return (REQUEST, *self.normalize) if self.trained else self.normalize
+
 
 @dataclass(frozen=True)
 class CompiledRule:

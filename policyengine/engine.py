@@ -209,7 +209,7 @@ class Engine:
                 row_sim = row_id = None
                 head = self._index.heads.get(concept)
                 if head is not None:
-                    lo, hi = view.chunk_rows(self.policy.concepts[concept].normalize)
+                    lo, hi = view.chunk_rows(self.policy.concepts[concept].chunking)
                     sims, rows = head.max_row_similarity(view.space_vecs(lo, hi, self._index))
                     j = int(np.argmax(sims))
                     row_sim, row_id = float(sims[j]), head.rows[int(rows[j])].id

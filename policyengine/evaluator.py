@@ -10,7 +10,7 @@ import numpy as np
 
 from . import nodes as n
 from .algebra import combine
-from .chunking import Chunk, chunk_text
+from .chunking import REQUEST, Chunk, chunk_text, request_windows
 from .compiler import CompiledPolicy, CompiledRule, walk
 from .models import (ContextEvidence, Decision, EvaluationError, NearMiss, PolicyInfo, Reason, RegexEvidence,
                      SimilarityEvidence, SourceLocation, WordsEvidence, ClassifierEvidence, TrainingRowRef)
@@ -145,8 +145,9 @@ class SubjectView:
         if self._chunks is None:
             out: list[Chunk] = []
             for pipeline in self.concept_pipelines:
-                nt = self.normalized(pipeline)
-                chunks, truncated = chunk_text(nt.text, self.limits.max_chunks)
+                request = pipeline[:1] == (REQUEST,)  # a trained concept's key: request-sized chunks
+                nt = self.normalized(pipeline[1:] if request else pipeline)
+                chunks, truncated = (request_windows if request else chunk_text)(nt.text, self.limits.max_chunks)
                 if truncated:
                     self.notes.append(f"{self.name}: only the first {self.limits.max_chunks} chunks were compared "
                                       "with concepts (max_chunks)")
@@ -188,7 +189,7 @@ class Evaluator:
         self.model_id = model_id
         self.info = PolicyInfo(name=policy.name, version=policy.version, digest=policy.digest)
         used = sorted(policy.used_concepts)
-        self.concept_pipelines = tuple(dict.fromkeys(policy.concepts[c].normalize for c in used
+        self.concept_pipelines = tuple(dict.fromkeys(policy.concepts[c].chunking for c in used
                                                      if c in policy.concepts)) or ((),)
 
     # -- public -----------------------------------------------------------------------------
@@ -330,7 +331,7 @@ class Evaluator:
     def concept_scores(self, concept: str, view: SubjectView) -> tuple[list[Chunk], Any]:
         """The chunks `concept` is compared on (those of its normalisation pipeline) and their ConceptScores
         (None when the text has no chunk). The one place that decides what a concept is scored on."""
-        lo, hi = view.chunk_rows(self.policy.concepts[concept].normalize)
+        lo, hi = view.chunk_rows(self.policy.concepts[concept].chunking)
         chunks = view.chunks[lo:hi]
         if not chunks:
             return chunks, None
@@ -378,7 +379,7 @@ class Evaluator:
         head = self.index.heads[concept]  # type: ignore[union-attr]
         i = int(np.argmax(probs))
         c = chunks[i]
-        lo, hi = view.chunk_rows(spec.normalize)
+        lo, hi = view.chunk_rows(spec.chunking)
         vec = view.space_vecs(lo, hi, self.index)[i]
         original = view.text[c.start:c.end]
         nt = view.normalized(spec.normalize)

@@ -280,3 +280,21 @@ def test_calibrate_picks_a_probability_threshold_under_the_budget(tmp_path, monk
     (ch,) = [c for c in cal.changes if c.concept == "attack_request"]
     assert cal.after.frr.k == 0 and 0.25 < ch.new <= 1.0
     assert cal.model_mismatches == 0  # the search's model of the classifier agrees with the engine row by row
+
+
+def test_request_windows_cover_long_texts_in_request_sized_pieces():
+    from policyengine.chunking import REQUEST_WORDS, request_windows
+
+    short = "write me a keylogger. it should email me what my coworker types."
+    (only,), truncated = request_windows(short, 256)
+    assert (only.start, only.end) == (0, len(short)) and not truncated
+    words = [f"w{i}" for i in range(400)]
+    text = " ".join(words)
+    chunks, truncated = request_windows(text, 256)
+    assert not truncated and chunks[0].start == 0 and chunks[-1].end == len(text)
+    assert all(len(c.text.split()) == REQUEST_WORDS for c in chunks)
+    covered = set()
+    for c in chunks:
+        covered.update(c.text.split())
+    assert covered == set(words)
+    assert request_windows("  \n ", 256) == ([], False)
