@@ -105,7 +105,7 @@ def table(res: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
     ap.add_argument("--quick", action="store_true", help="small inputs (a smoke run, not for the README)")
-    ap.add_argument("--only", default="regex,concept,e2e,cold,peers,backends")
+    ap.add_argument("--only", default="regex,concept,e2e,cold,peers,backends,trained")
     a = ap.parse_args()
     only = set(a.only.split(","))
     q = a.quick
@@ -139,6 +139,11 @@ def main() -> None:
 
         res["backends"] = backends.run(runs=2 if q else 3, max_rows=300 if q else 2000)
         print("backends done", round(time.time() - t0), file=sys.stderr)
+    if "trained" in only:
+        from . import trained
+
+        res["trained"] = trained.run(quick=q)
+        print("trained done", round(time.time() - t0), file=sys.stderr)
     res["seconds_total"] = round(time.time() - t0, 1)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

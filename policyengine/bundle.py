@@ -60,11 +60,12 @@ def _source_files(policy: Any, entry: str | os.PathLike[str]) -> dict[str, Path]
         if not real.is_file():
             continue
         out[Path(os.path.relpath(real, root)).as_posix()] = real
-        for item in f.of(n.WordsDef):
-            if item.file is not None:
-                w = Path(os.path.realpath(real.parent / item.file.value))
-                if w.is_file():
-                    out[Path(os.path.relpath(w, root)).as_posix()] = w
+        files = [item.file.value for item in f.of(n.WordsDef) if item.file is not None]
+        files += [t.path.value for item in f.of(n.ConceptDef) for t in (getattr(item, "train", None) or ())]
+        for value in files:  # word lists and training files, relative to the file that names them
+            w = Path(os.path.realpath(real.parent / value))
+            if w.is_file():
+                out[Path(os.path.relpath(w, root)).as_posix()] = w
     return dict(sorted(out.items()))
 
 

@@ -11,6 +11,11 @@ _WORD = re.compile(r"\S+")
 WINDOW_WORDS = 48
 WINDOW_STRIDE = 24
 WHOLE_MESSAGE_MAX_WORDS = 96
+#: trained concepts read the text the way their training rows were embedded: whole, or in request-sized windows
+REQUEST_WORDS = 160
+REQUEST_STRIDE = 80
+#: the first element of a chunking key that selects request_windows instead of chunk_text (ConceptSpec.chunking)
+REQUEST = "@request"
 
 
 @dataclass(frozen=True)
@@ -52,3 +57,22 @@ def chunk_text(text: str, max_chunks: int) -> tuple[list[Chunk], bool]:
         add(0, len(text))
     truncated = len(chunks) > max_chunks
     return chunks[:max_chunks], truncated
+
+
+def request_windows(text: str, max_chunks: int) -> tuple[list[Chunk], bool]:
+    """Chunks for trained concepts, whose classifiers learned from whole requests: the whole text when it has at
+    most REQUEST_WORDS words (the model reads ~256 tokens), else windows of REQUEST_WORDS words with a stride of
+    REQUEST_STRIDE, the last window ending at the last word. Sentence-sized pieces of a long technical prompt look
+    like anything to a classifier trained on whole requests; request-sized windows look like what it learned from.
+    Returns (chunks, truncated)."""
+    words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+    if not words or not any(c.isalnum() for c in text):
+        return [], False
+    if len(words) <= REQUEST_WORDS:
+        return [Chunk(words[0][0], words[-1][1], text[words[0][0]:words[-1][1]])], False
+    starts = list(range(0, len(words) - REQUEST_WORDS + 1, REQUEST_STRIDE))
+    if starts[-1] + REQUEST_WORDS < len(words):
+        starts.append(len(words) - REQUEST_WORDS)
+    chunks = [Chunk(words[i][0], words[i + REQUEST_WORDS - 1][1], text[words[i][0]:words[i + REQUEST_WORDS - 1][1]])
+              for i in starts]
+    return chunks[:max_chunks], len(chunks) > max_chunks

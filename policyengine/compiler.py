@@ -21,6 +21,7 @@ from .normalize import TRANSFORMS, canonical
 from .normalize.saferegex import SafeRegex, compile_safe
 from .source import Source, Span
 from .syntax import parse_policy
+from .training import MAX_FILE_BYTES, TrainingRow, parse_rows, select
 from .validators import VALIDATORS
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -72,6 +73,22 @@ class ConceptSpec:
     example_spans: tuple[Span, ...] = field(default=(), compare=False)
     counter_spans: tuple[Span, ...] = field(default=(), compare=False)
     normalize: tuple[str, ...] = ()  # chunks are embedded after this pipeline
+    #: labelled rows of the concept's `train` files (after category filters); non-empty = a trained concept,
+    #: decided by a classifier whose `threshold` is a probability (policyengine/matchers/heads.py)
+    training: tuple[TrainingRow, ...] = field(default=(), compare=False, repr=False)
+    train_files: tuple[str, ...] = ()
+
+    @property
+    def trained(self) -> bool:
+        return bool(self.train_files)
+
+    @property
+    def chunking(self) -> tuple[str, ...]:
+        """The key of the chunks this concept is scored on: its normalisation pipeline, marked for a trained concept,
+        which reads request-sized chunks (chunking.request_windows) instead of sentences."""
+        from .chunking import REQUEST
+
+        return (REQUEST, *self.normalize) if self.trained else self.normalize
 
 
 @dataclass(frozen=True)
@@ -225,10 +242,14 @@ def _load(ctx: _Ctx, path: Path, display: str, text: str | None, stack: tuple[Pa
 
 
 def compile_policy(path: str | os.PathLike[str] | None = None, *, text: str | None = None,
-                   name: str = "<string>", display: str | None = None) -> CompiledPolicy:
+                   name: str = "<string>", display: str | None = None,
+                   training_filter: Callable[[TrainingRow], bool] | None = None) -> CompiledPolicy:
     """Compile a policy from a file (with imports) or from source text. Raises PolicyError with all diagnostics.
+
     `display`: the entry file's name in diagnostics and decisions, when not `path` as given (a bundle compiles its
-    copy of the sources under the path they were compiled from)."""
+    copy of the sources under the path they were compiled from). `training_filter` keeps only the training rows it
+    returns True for (measurement tools use it to leave one data file out of every trained concept); the digest
+    still names the policy as written."""
     if path is not None:
         p = Path(os.path.realpath(path))
         root = p.parent
@@ -252,14 +273,17 @@ def compile_policy(path: str | os.PathLike[str] | None = None, *, text: str | No
     _load(ctx, p, display, text, (p,), files)
     if any(d.severity == "error" for d in ctx.diags):
         raise PolicyError(ctx.diags)
-    compiled = _Checker(ctx, files, p).run()
+    compiled = _Checker(ctx, files, p, training_filter).run()
     if any(d.severity == "error" for d in ctx.diags):
         raise PolicyError(ctx.diags)
     return compiled
 
 
 class _Checker:
-    def __init__(self, ctx: _Ctx, files: list[n.PolicyFile], entry_path: Path):
+    def __init__(self, ctx: _Ctx, files: list[n.PolicyFile], entry_path: Path,
+                 training_filter: Callable[[TrainingRow], bool] | None = None):
+        self.training_filter = training_filter
+        self._training_files: dict[Path, list[TrainingRow] | None] = {}
         self.ctx = ctx
         self.files = files
         self.entry_path = entry_path
@@ -455,26 +479,103 @@ class _Checker:
             if not isinstance(item, n.ConceptDef):
                 continue
             w = len(name)
-            if not item.examples:
+            trained = bool(item.train)
+            if not item.examples and not trained:
                 self.err("E0305", f"concept '{name}' has no examples", item.name.span, width=w,
-                         help='add `examples { "a request this concept must catch" ... }`')
+                         help='add `examples { "a request this concept must catch" ... }` or `train "rows.jsonl"`')
             if item.threshold is None:
                 self.err("E0306", f"concept '{name}' has no threshold", item.name.span, width=w,
-                         help="add e.g. `threshold 0.6` (cosine similarity, calibrated for the policy's model)")
+                         help="add e.g. `threshold 0.8` (the classifier's probability)" if trained else
+                         "add e.g. `threshold 0.6` (cosine similarity, calibrated for the policy's model)")
             elif not 0.0 < item.threshold <= 1.0:
                 self.err("E0307", f"threshold {item.threshold} of concept '{name}' is outside (0, 1]", item.name.span,
                          width=w)
             if item.margin is not None and not 0.0 <= item.margin < 1.0:
                 self.err("E0307", f"margin {item.margin} of concept '{name}' is outside [0, 1)", item.name.span, width=w)
+            if trained and item.margin is not None:
+                self.err("E0312", f"concept '{name}' is trained: 'margin' has no meaning for it", item.name.span,
+                         width=w, help="a trained concept fires on the classifier's probability alone; remove "
+                                       "`margin` (counter-examples are training rows labelled safe)")
             for t in (*item.examples, *item.counter):
                 if not t.value.strip():
                     self.err("E0308", f"empty example in concept '{name}'", t.span, width=2)
-            if item.examples and item.threshold is not None:
+            rows: list[TrainingRow] = []
+            for src in item.train:
+                got = self._training_rows(name, src)
+                if got is not None:
+                    rows += got
+            if trained:
+                labels = {r.unsafe for r in rows} | ({True} if item.examples else set()) \
+                    | ({False} if item.counter else set())
+                if rows and labels != {True, False}:
+                    missing = "safe" if True in labels else "unsafe"
+                    self.err("E0311", f"concept '{name}' has no {missing} training rows", item.name.span, width=w,
+                             help="a classifier needs both labels: add rows labelled "
+                                  f"{missing!r}" + (" or counter-examples" if missing == "safe" else " or examples"))
+            if (item.examples or trained) and item.threshold is not None:
                 out[name] = ConceptSpec(name, tuple(t.value for t in item.examples), tuple(t.value for t in item.counter),
                                         float(item.threshold), float(item.margin or 0.0), item.span,
                                         tuple(t.span for t in item.examples), tuple(t.span for t in item.counter),
-                                        normalize=self._pipeline(item.normalize, self.normalize))
+                                        normalize=self._pipeline(item.normalize, self.normalize),
+                                        training=tuple(rows), train_files=tuple(t.path.value for t in item.train))
         return out
+
+    def _training_rows(self, concept: str, src: n.TrainSource) -> list[TrainingRow] | None:
+        """The rows of one `train` clause (read once per file per compile), filtered by its categories and by the
+        compile's training filter; None after an error (reported)."""
+        value = src.path.value
+        src_file = self._source_path(src.path.span.file)
+        base = src_file.parent if src_file is not None else self.ctx.root
+        target = Path(os.path.realpath(base / value))
+        width = len(value) + 2
+        if not _inside(target, self.ctx.root):
+            self.err("E0107", f"training file {value!r} is outside the policy root", src.path.span, width=width,
+                     help="training files resolve like imports: relative to the policy file, inside its folder")
+            return None
+        if target not in self._training_files:
+            self._training_files[target] = self._read_training_file(target, value, src)
+        rows = self._training_files[target]
+        if rows is None:
+            return None
+        cats = tuple(c.value for c in src.categories) if src.categories is not None else None
+        chosen = select(rows, cats)
+        if not chosen:
+            present = sorted({r.category for r in rows if r.category is not None})
+            self.err("E0311", f"training file {value!r} has no rows" + (f" in categories {list(cats)}" if cats else ""),
+                     src.span, help=f"categories in the file: {', '.join(present[:12])}" if present else None)
+            return None
+        if self.training_filter is not None:
+            chosen = [r for r in chosen if self.training_filter(r)]
+        return chosen
+
+    def _read_training_file(self, target: Path, value: str, src: n.TrainSource) -> list[TrainingRow] | None:
+        width = len(value) + 2
+        if not target.is_file():
+            self.err("E0108", f"training file not found: {value!r}", src.path.span, width=width)
+            return None
+        try:
+            if target.stat().st_size > MAX_FILE_BYTES:
+                self.err("E0108", f"training file {value!r} is larger than {MAX_FILE_BYTES // 2**20} MiB",
+                         src.path.span, width=width)
+                return None
+            data = target.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            self.err("E0108", f"cannot read training file {value!r}: {e}", src.path.span, width=width)
+            return None
+        display = os.path.normpath(os.path.join(os.path.dirname(src.path.span.file), value))
+        self.ctx.extra_digest.append(value.encode() + b"\0" + data.encode())
+        rows, errors = parse_rows(data, value)
+        if errors:
+            source = Source(display, data)
+            self.ctx.sources.setdefault(display, source)
+            for e in errors[:20]:
+                self.err("E0310", f"training row: {e.message}", Span(display, e.line, e.column),
+                         help='rows are JSON objects: {"text": "...", "label": "safe" | "unsafe", "id": "..."}')
+            if len(errors) > 20:
+                self.err("E0310", f"{len(errors) - 20} more malformed training rows in {value!r}", src.path.span,
+                         width=width)
+            return None
+        return rows
 
     def _kind(self, name: str) -> str | None:
         item = self.blocks.get(name)

@@ -39,10 +39,13 @@ class ConceptScore:
     counter-example (by the concept's margin), or the best chunk overall when none is (`clears_counter` False).
     The concept fires at threshold t exactly when `fires_at(t)`."""
 
-    score: float  # cosine similarity to the nearest example (-inf for a text with no chunk)
+    score: float  # cosine similarity to the nearest example, or a trained concept's probability (-inf: no chunk)
     counter_score: float | None  # that chunk's similarity to its nearest counter-example (None: no counters)
     span: tuple[int, int] | None  # the chunk, as character offsets into the text
     clears_counter: bool
+    #: trained concepts only: the best cosine of any chunk to a training row, and that row's id (near-copy checks)
+    row_similarity: float | None = None
+    row_id: str | None = None
 
     def fires_at(self, threshold: float) -> bool:
         return self.clears_counter and self.score >= threshold
@@ -253,9 +256,16 @@ class Engine:
                 clears = sc.ex_score > sc.ctr_score + self.policy.concepts[concept].margin
                 i = int(np.argmax(np.where(clears, sc.ex_score, -np.inf)) if clears.any() else np.argmax(sc.ex_score))
                 c = chunks[i]
+                row_sim = row_id = None
+                head = self._index.heads.get(concept)
+                if head is not None:
+                    lo, hi = view.chunk_rows(self.policy.concepts[concept].chunking)
+                    sims, rows = head.max_row_similarity(view.space_vecs(lo, hi, self._index))
+                    j = int(np.argmax(sims))
+                    row_sim, row_id = float(sims[j]), head.rows[int(rows[j])].id
                 per[concept] = ConceptScore(float(sc.ex_score[i]),
                                             float(sc.ctr_score[i]) if sc.ctr_index[i] >= 0 else None,
-                                            (c.start, c.end), bool(clears[i]))
+                                            (c.start, c.end), bool(clears[i]), row_sim, row_id)
             out[subject] = per
         return out
 

@@ -10,10 +10,10 @@ import numpy as np
 
 from . import nodes as n
 from .algebra import combine
-from .chunking import Chunk, chunk_text
+from .chunking import REQUEST, Chunk, chunk_text, request_windows
 from .compiler import CompiledPolicy, CompiledRule, walk
 from .models import (ContextEvidence, Decision, EvaluationError, NearMiss, PolicyInfo, Reason, RegexEvidence,
-                     SimilarityEvidence, SourceLocation, WordsEvidence)
+                     SimilarityEvidence, SourceLocation, WordsEvidence, ClassifierEvidence, TrainingRowRef)
 from .normalize import NormalizedText, find_mapped
 from .normalize import normalize as normalize_text
 from .normalize.saferegex import RegexGuardError
@@ -100,7 +100,7 @@ class SubjectView:
     vecs: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
     _chunks: list[Chunk] | None = None
-    concept_cache: dict[str, tuple[bool, SimilarityEvidence | None]] = field(default_factory=dict)
+    concept_cache: dict[str, tuple[bool, SimilarityEvidence | ClassifierEvidence | None]] = field(default_factory=dict)
     #: the normalisation pipelines the policy's concepts use; chunks are made for each (usually one)
     concept_pipelines: tuple[tuple[str, ...], ...] = ((),)
     oversize: bool = False
@@ -145,8 +145,9 @@ class SubjectView:
         if self._chunks is None:
             out: list[Chunk] = []
             for pipeline in self.concept_pipelines:
-                nt = self.normalized(pipeline)
-                chunks, truncated = chunk_text(nt.text, self.limits.max_chunks)
+                request = pipeline[:1] == (REQUEST,)  # a trained concept's key: request-sized chunks
+                nt = self.normalized(pipeline[1:] if request else pipeline)
+                chunks, truncated = (request_windows if request else chunk_text)(nt.text, self.limits.max_chunks)
                 if truncated:
                     self.notes.append(f"{self.name}: only the first {self.limits.max_chunks} chunks were compared "
                                       "with concepts (max_chunks)")
@@ -188,7 +189,7 @@ class Evaluator:
         self.model_id = model_id
         self.info = PolicyInfo(name=policy.name, version=policy.version, digest=policy.digest)
         used = sorted(policy.used_concepts)
-        self.concept_pipelines = tuple(dict.fromkeys(policy.concepts[c].normalize for c in used
+        self.concept_pipelines = tuple(dict.fromkeys(policy.concepts[c].chunking for c in used
                                                      if c in policy.concepts)) or ((),)
 
     # -- public -----------------------------------------------------------------------------
@@ -330,13 +331,13 @@ class Evaluator:
     def concept_scores(self, concept: str, view: SubjectView) -> tuple[list[Chunk], Any]:
         """The chunks `concept` is compared on (those of its normalisation pipeline) and their ConceptScores
         (None when the text has no chunk). The one place that decides what a concept is scored on."""
-        lo, hi = view.chunk_rows(self.policy.concepts[concept].normalize)
+        lo, hi = view.chunk_rows(self.policy.concepts[concept].chunking)
         chunks = view.chunks[lo:hi]
         if not chunks:
             return chunks, None
         return chunks, self.index.score(concept, view.space_vecs(lo, hi, self.index), mapped=True)  # type: ignore
 
-    def _similar(self, concept: str, view: SubjectView) -> tuple[bool, SimilarityEvidence | None]:
+    def _similar(self, concept: str, view: SubjectView) -> tuple[bool, SimilarityEvidence | ClassifierEvidence | None]:
         if concept in view.concept_cache:
             return view.concept_cache[concept]
         spec = self.policy.concepts[concept]
@@ -347,6 +348,8 @@ class Evaluator:
         if sc is None:
             view.concept_cache[concept] = (False, None)
             return False, None
+        if spec.trained:
+            return self._classified(concept, view, chunks, sc.ex_score)
         ok_mask = (sc.ex_score >= spec.threshold) & (sc.ex_score > sc.ctr_score + spec.margin)
         if ok_mask.any():
             i = int(np.argmax(np.where(ok_mask, sc.ex_score, -np.inf)))
@@ -365,6 +368,29 @@ class Evaluator:
             counter_example=spec.counter[int(sc.ctr_index[i])] if has_ctr else None,
             counter_score=round(float(sc.ctr_score[i]), 4) if has_ctr else None, margin=spec.margin)
         result = (bool(ok_mask.any()), ev)
+        view.concept_cache[concept] = result
+        return result
+
+    def _classified(self, concept: str, view: SubjectView, chunks: list[Chunk], probs: np.ndarray
+                    ) -> tuple[bool, ClassifierEvidence]:
+        """A trained concept on one text: the chunk with the highest probability, explained by the training rows
+        nearest to it on each side."""
+        spec = self.policy.concepts[concept]
+        head = self.index.heads[concept]  # type: ignore[union-attr]
+        i = int(np.argmax(probs))
+        c = chunks[i]
+        lo, hi = view.chunk_rows(spec.chunking)
+        vec = view.space_vecs(lo, hi, self.index)[i]
+        original = view.text[c.start:c.end]
+        nt = view.normalized(spec.normalize)
+        ev = ClassifierEvidence(
+            subject=view.name, concept=concept, span=(c.start, c.end), text=original,
+            transforms=list(nt.transforms_in((c.start, c.end))) if nt.changed else [],
+            normalized=c.text if c.text != original else None,
+            probability=round(float(probs[i]), 4), threshold=spec.threshold,
+            nearest=[TrainingRowRef(id=r.id, text=r.text, label=r.label, file=r.file, similarity=round(sim, 4))
+                     for r, sim in head.nearest(vec)])
+        result = (bool(probs[i] >= spec.threshold), ev)
         view.concept_cache[concept] = result
         return result
 
@@ -410,6 +436,18 @@ class Evaluator:
                     continue
                 ok, ev = cached
                 gap = ev.threshold - ev.score
+                if isinstance(ev, ClassifierEvidence):
+                    if not ok and gap > NEAR_MISS_WINDOW:
+                        continue
+                    unsafe = next((r.text for r in ev.nearest if r.label == "unsafe"), "")
+                    safe = next((r.text for r in ev.nearest if r.label == "safe"), None)
+                    why = (f"probability {ev.probability:.2f} >= {ev.threshold:.2f} but the rule's other conditions "
+                           "were false") if ok else f"probability {ev.probability:.2f} < {ev.threshold:.2f}"
+                    out.append((max(gap, 0.0) if not ok else 0.0, NearMiss(
+                        rule=rule.name, concept=ev.concept, subject=ev.subject, score=ev.probability,
+                        threshold=ev.threshold, example=unsafe, counter_example=safe, span=ev.span, why=why,
+                        source=loc(rule.span), kind="classifier")))
+                    continue
                 if ok:
                     why = f"{ev.score:.2f} >= {ev.threshold:.2f} but the rule's other conditions were false"
                     gap = 0.0

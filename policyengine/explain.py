@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import ContextEvidence, Decision, Reason, RegexEvidence, SimilarityEvidence, WordsEvidence
+from .models import (ClassifierEvidence, ContextEvidence, Decision, Reason, RegexEvidence, SimilarityEvidence,
+                     WordsEvidence)
 from .source import text_caret
 
 
@@ -31,6 +32,18 @@ def _evidence_lines(ev: Any, texts: dict[str, str]) -> list[str]:
         if ev.counter_example is not None:
             lines.append(f"  nearest counter-example {_q(ev.counter_example, 70)} scored {ev.counter_score:.2f}"
                          f" (< {ev.score:.2f}{f' - margin {ev.margin:.2f}' if ev.margin else ''})")
+    elif isinstance(ev, ClassifierEvidence):
+        lines.append(f"{ev.subject} similar {ev.concept} (trained): {ev.subject}[{ev.span[0]}:{ev.span[1]}] "
+                     f"{_q(ev.text)}")
+        lines.append(f"  {ev.probability:.0%} unsafe (probability {ev.probability:.3f} >= threshold {ev.threshold:.2f})"
+                     if ev.probability >= ev.threshold else
+                     f"  {ev.probability:.0%} unsafe (probability {ev.probability:.3f} < threshold {ev.threshold:.2f})")
+        if ev.transforms:
+            lines.append(f"  compared after normalisation ({', '.join(ev.transforms)}): {_q(ev.normalized or '', 70)}")
+        if ev.nearest:
+            lines.append("  closest training rows:")
+            for r in ev.nearest:
+                lines.append(f"    {r.label:<6} {r.similarity:.2f} {_q(r.text, 70)} ({r.id}, {r.file})")
     elif isinstance(ev, (RegexEvidence, WordsEvidence)):
         what = f"matches {ev.pattern} {ev.regex}" if isinstance(ev, RegexEvidence) else f"contains {ev.words}"
         more = f" (1 of {ev.matches} matches)" if ev.matches > 1 else ""
@@ -85,8 +98,9 @@ def render_text(d: Decision, texts: dict[str, str] | None = None) -> str:
         lines.append(f"  shadow (reported, not enforced): {r.rule} would {r.action}")
         lines += _reason_block(r, texts, indent="    ")[1:]
     for nm in d.near_misses:
+        nearest = "closest unsafe training row" if nm.kind == "classifier" else "nearest example"
         lines.append(f"  near miss: rule {nm.rule} ({nm.source}) — {nm.subject} similar {nm.concept} {nm.why};"
-                     f" nearest example {_q(nm.example, 60)} in {nm.subject}[{nm.span[0]}:{nm.span[1]}]")
+                     f" {nearest} {_q(nm.example, 60)} in {nm.subject}[{nm.span[0]}:{nm.span[1]}]")
     for e in d.errors:
         lines.append(f"  error: {e.rule + ': ' if e.rule else ''}{e.message}")
     for note in d.notes:

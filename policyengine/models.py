@@ -63,6 +63,38 @@ class SimilarityEvidence(_Frozen):
     normalized: Optional[str] = None  # the chunk as embedded, when normalisation changed it
 
 
+class TrainingRowRef(_Frozen):
+    """A training row of a trained concept, as it explains a decision: its id, text, label, where it comes from
+    (the training file as written in the policy, or "<policy>" for the concept's examples and counters) and its
+    cosine similarity to the matched chunk in the concept's space."""
+
+    id: str
+    text: str
+    label: Literal["safe", "unsafe"]
+    file: str
+    similarity: float
+
+
+class ClassifierEvidence(_Frozen):
+    """A trained concept (`train "rows.jsonl"`): the classifier's probability that the chunk is unsafe, the
+    concept's threshold, and the training rows nearest to the chunk on each side."""
+
+    kind: Literal["classifier"] = "classifier"
+    subject: SubjectName
+    concept: str
+    span: tuple[int, int]
+    text: str
+    probability: float
+    threshold: float
+    nearest: list[TrainingRowRef] = []
+    transforms: list[str] = []  # normalisations that changed the chunk's characters
+    normalized: Optional[str] = None  # the chunk as embedded, when normalisation changed it
+
+    @property
+    def score(self) -> float:
+        return self.probability
+
+
 class ContextEvidence(_Frozen):
     kind: Literal["context"] = "context"
     attribute: str
@@ -73,7 +105,7 @@ class ContextEvidence(_Frozen):
     span: None = None
 
 
-Evidence = Annotated[Union[RegexEvidence, WordsEvidence, SimilarityEvidence, ContextEvidence],
+Evidence = Annotated[Union[RegexEvidence, WordsEvidence, SimilarityEvidence, ClassifierEvidence, ContextEvidence],
                      Field(discriminator="kind")]
 
 
@@ -97,11 +129,12 @@ class NearMiss(_Frozen):
     rule: str
     concept: str
     subject: SubjectName
-    score: float
+    score: float  # cosine similarity, or for a trained concept (kind "classifier") the probability
     threshold: float
     counter_score: Optional[float] = None
-    example: str
-    counter_example: Optional[str] = None
+    example: str  # for a trained concept: the nearest training row labelled unsafe
+    counter_example: Optional[str] = None  # for a trained concept: the nearest training row labelled safe
+    kind: Literal["similarity", "classifier"] = "similarity"
     span: tuple[int, int]
     why: str
     source: SourceLocation

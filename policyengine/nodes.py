@@ -81,6 +81,15 @@ class WordsDef:
 
 
 @dataclass(frozen=True)
+class TrainSource:
+    """`train "rows.jsonl" [categories ["a", "b"]]`: labelled rows a concept's classifier learns from."""
+
+    path: Text
+    categories: tuple[Text, ...] | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
 class ConceptDef:
     name: Name
     examples: tuple[Text, ...]
@@ -89,6 +98,7 @@ class ConceptDef:
     margin: float | None = None
     span: Span = _span()
     normalize: tuple[Name, ...] | None = None
+    train: tuple[TrainSource, ...] = ()
 
 
 # ---- expressions -----------------------------------------------------------

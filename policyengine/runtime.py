@@ -196,6 +196,34 @@ def register(writer: Writer | None = None, reader: Reader | None = None) -> None
         _READERS.append(reader)
 
 
+# trained concepts (matchers/heads.py): each head's weights, bias, digest and training-row vectors (in the head's
+# space, for the nearest-row explanations) go into the artifact by concept name; at load they are handed to
+# heads.preload, so a warm start or a bundle neither embeds the training rows nor imports scikit-learn.
+
+def _write_heads(engine: Any, art: "Artifact") -> None:
+    for name, head in sorted((getattr(engine._index, "heads", None) or {}).items()):
+        art.put_concept(name, "head_w", np.asarray(head.w, dtype=np.float32))
+        art.put_concept(name, "head_b", float(head.b))
+        art.put_concept(name, "head_digest", head.digest)
+        art.put_concept(name, "row_vecs", np.asarray(head.vecs, dtype=np.float32))
+        art.put_concept(name, "row_ids", [r.id for r in head.rows])
+
+
+def _read_heads(art: "Artifact", policy: Any) -> None:
+    for name, c in policy.concepts.items():
+        digest = art.concept(name, "head_digest")
+        if not getattr(c, "trained", False) or not isinstance(digest, str):
+            continue
+        w, b, vecs = art.concept(name, "head_w"), art.concept(name, "head_b"), art.concept(name, "row_vecs")
+        if isinstance(w, np.ndarray) and isinstance(b, (int, float)) and isinstance(vecs, np.ndarray):
+            from .matchers import heads
+
+            heads.preload(digest, w, float(b), vecs)
+
+
+register(writer=_write_heads, reader=_read_heads)
+
+
 # -- the cache ----------------------------------------------------------------------------------------------------
 
 def cache_dir() -> Path:

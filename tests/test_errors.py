@@ -50,6 +50,7 @@ EXPECTED: dict[str, list[tuple[str, int, int]]] = {
     "nul_byte": [("E0004", 2, 38)],
     "binary_file": [("E0004", 0, 0)],
     "rule_incomplete": [("E0406", 2, 6), ("E0407", 3, 6)],
+    "training_errors": [("E0310", 2, 24), ("E0310", 3, 30), ("E0108", 7, 9), ("E0312", 10, 9)],
 }
 
 # Facts about the rendered text beyond code and position (hints, file names).
@@ -67,6 +68,8 @@ MUST_CONTAIN: dict[str, list[str]] = {
     "syntax_missing_brace": ["is a '}' missing?"],
     "syntax_unterminated_string": ["unterminated string"],
     "syntax_unterminated_regex": ["unterminated or empty /regex/"],
+    "training_errors": ["_lib/bad_rows.jsonl:2:24", '"label" must be "safe" or "unsafe"', "not valid JSON",
+                        "training file not found: '_lib/nope.jsonl'", "'margin' has no meaning"],
 }
 
 

@@ -24,6 +24,10 @@ def register(sub: Any) -> dict:
     p.add_argument("--near-copy", type=_similarity, default=0.95, metavar="SIM",
                    help="list the rows at similarity >= SIM (in the policy's space) to an example or "
                         "counter-example: the policy was likely written from them (default 0.95)")
+    p.add_argument("--leave-out", action="store_true",
+                   help="trained concepts: score each data file with concepts retrained without it (rows of a "
+                        "training file of the same name, and training rows whose text is in the data file, are "
+                        "left out), so no figure is on rows the policy trained on")
     p.add_argument("--format", choices=["text", "json"], default="text")
     return {"score": cmd_score}
 
@@ -45,7 +49,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     data = load_all(args.data)
     engine = build_engine(args.policy, threads=threads(args))
     progress = False if args.no_progress else None
-    by_file = {path: run_rows(engine, rows, progress=progress, desc=path) for path, rows in data.items()}
+    if args.leave_out and any(c.trained for c in engine.policy.concepts.values()):
+        from ..measure.runner import leave_out_engine
+
+        by_file = {path: run_rows(leave_out_engine(args.policy, path, rows, threads(args)), rows, progress=progress,
+                                  desc=path) for path, rows in data.items()}
+    else:
+        by_file = {path: run_rows(engine, rows, progress=progress, desc=path) for path, rows in data.items()}
     report = build_report(engine, by_file, worst=args.worst, near_copy=args.near_copy)
     gates = check_gates(report.overall, args.max_frr, args.min_catch)
     if args.report:

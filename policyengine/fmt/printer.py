@@ -24,7 +24,7 @@ WIDTH = 120
 
 _LITERAL_TYPES = {"STRING", "REGEX", "NUMBER", "NAME"}
 HEADER_KEYS = ("version", "model", "default", "on_error", "description", "normalize")
-CONCEPT_KEYS = ("examples", "counter", "threshold", "margin", "normalize")
+CONCEPT_KEYS = ("examples", "counter", "threshold", "margin", "normalize", "train")
 RULE_KEYS = ("severity", "mode", "category", "description", "when", "block", "flag", "redact", "allow")
 TEST_KEYS = ("input", "output", "context", "expect")
 
@@ -97,6 +97,11 @@ def literal(value: object) -> str:
 def normalize_list(names: object) -> str:
     """`normalize [a, b]` (the clause added to headers, patterns, word lists and concepts)."""
     return "normalize [" + ", ".join(x.value for x in names) + "]"  # type: ignore[attr-defined]
+
+
+def train_clause(t: n.TrainSource) -> str:
+    cats = f" categories [{', '.join(quote(c.value) for c in t.categories)}]" if t.categories is not None else ""
+    return f"train {quote(t.path.value)}{cats}"
 
 
 def _normalize_suffix(item: object) -> str:
@@ -225,8 +230,12 @@ class Printer:
             return self.block(f"policy {it.name.value}", s, e, [self.header_field(it, tk, *seg)
                                                                 for seg in tk.segments(HEADER_KEYS)])
         if isinstance(it, n.ConceptDef):
-            fields, seen = [], set()
+            fields, seen, trains = [], set(), 0
             for key, i, stop in tk.segments(CONCEPT_KEYS):
+                if key == "train":  # one clause per training source, in source order
+                    fields.append([Out(1, train_clause(it.train[trains]), tk.start(i), tk.end(stop))])
+                    trains += 1
+                    continue
                 if key in seen:
                     continue  # a second examples/counter block is printed with the first
                 seen.add(key)

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from ..compiler import ConceptSpec
 from .embedders import Embedder
+
+if TYPE_CHECKING:
+    from .heads import TrainedHead
+
+
+def _embeddable(text: str) -> str:
+    from ..evaluator import embeddable
+
+    return embeddable(text)
 
 
 @dataclass(frozen=True)
@@ -29,17 +38,21 @@ class ConceptIndex:
 
         self.concepts = concepts
         self.embedder = embedder
-        texts = sorted({t for c in concepts.values() for t in (*c.examples, *c.counter)})
+        trained = {k: c for k, c in concepts.items() if c.trained}
+        nearest = {k: c for k, c in concepts.items() if not c.trained}
+        texts = sorted({t for c in nearest.values() for t in (*c.examples, *c.counter)})
         vecs = embedder.encode(texts) if texts else np.zeros((0, 1), dtype=np.float32)
         row = {t: i for i, t in enumerate(texts)}
         #: the contrastive intent map (d x d) when the policy's model is "<base>+contrastive", else None
         self.space_map: np.ndarray | None = None
         self.space_info: dict[str, object] = {}
         if texts and split_model_id(getattr(embedder, "model_id", ""))[1] == "contrastive":
-            self.space_map = self._train_space(concepts, embedder, vecs, row)
+            self.space_map = self._train_space(nearest, embedder, vecs, row)
             vecs = self._to_space(vecs)
         self._indexes: dict[str, tuple[object, object | None]] = {}
-        for name, c in concepts.items():
+        #: trained concepts' classifiers (matchers/heads.py), built after the space they decide in
+        self.heads: dict[str, "TrainedHead"] = self._build_heads(trained, embedder) if trained else {}
+        for name, c in nearest.items():
             ex = faiss.IndexFlatIP(vecs.shape[1])
             ex.add(vecs[[row[t] for t in c.examples]])
             ctr = None
@@ -67,6 +80,18 @@ class ConceptIndex:
                            "config": config.stamp(), "background": len(background)}
         return W
 
+    def _build_heads(self, trained: dict[str, ConceptSpec], embedder: Embedder) -> dict[str, "TrainedHead"]:
+        from ..normalize import normalize as normalize_text
+        from .heads import build_heads
+
+        info = getattr(embedder, "info", None)
+        embed_key = getattr(embedder, "model_id", "") + (f"@{info['digest']}" if isinstance(info, dict)
+                                                          and "digest" in info else "")
+        space_key = embed_key + (f"|map:{self.space_info.get('digest')}" if self.space_map is not None else "")
+        return build_heads({k: (c.examples, c.counter, c.training, c.normalize) for k, c in trained.items()},
+                           lambda texts: embedder.encode([_embeddable(t) for t in texts]), self._to_space,
+                           embed_key, space_key, lambda t, p: normalize_text(t, p).text)
+
     def _to_space(self, vecs: np.ndarray) -> np.ndarray:
         if self.space_map is None or vecs.shape[0] == 0:
             return vecs
@@ -80,10 +105,16 @@ class ConceptIndex:
         return self._to_space(vecs)
 
     def score(self, concept: str, chunk_vecs: np.ndarray, mapped: bool = False) -> ConceptScores:
-        ex, ctr = self._indexes[concept]
+        """Per chunk, the best example and counter-example. For a trained concept, `ex_score` is the classifier's
+        probability and there are no counters (`ctr_score` -inf), so "fires at t" keeps one meaning: score >= t."""
         if not mapped:
             chunk_vecs = self._to_space(chunk_vecs)
         n = chunk_vecs.shape[0]
+        head = self.heads.get(concept)
+        if head is not None:
+            none = np.full(n, -1, dtype=np.int64)
+            return ConceptScores(head.probabilities(chunk_vecs), none, np.full(n, -np.inf, dtype=np.float32), none)
+        ex, ctr = self._indexes[concept]
         if n == 0:
             empty = np.zeros(0, dtype=np.float32)
             return ConceptScores(empty, empty.astype(np.int64), empty, empty.astype(np.int64))

@@ -95,6 +95,21 @@ def build_engine(policy: "CompiledPolicy | str", *, threads: int = 1, embedder: 
     return Engine(compiled, embedder=embedder or policy_shared_embedder(compiled, threads), threads=threads)
 
 
+def leave_out_engine(policy_path: str, data_path: str, rows: Sequence[Row], threads: int = 1) -> "Engine":
+    """An engine for `policy_path` whose trained concepts are retrained without the rows of `data_path`: training
+    rows from a training file with the same file name, and training rows whose text is one of `rows`' texts
+    (leave-one-file-out measurement: no figure on a row the policy trained on)."""
+    import os
+
+    from ..compiler import compile_policy
+
+    name = os.path.basename(data_path)
+    texts = {r.text for r in rows}
+    policy = compile_policy(policy_path, training_filter=lambda t: os.path.basename(t.file) != name
+                            and t.text not in texts)
+    return build_engine(policy, threads=threads)
+
+
 @dataclass(frozen=True)
 class RowResult:
     row: Row

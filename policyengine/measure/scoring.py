@@ -158,12 +158,18 @@ class ScoreReport:
                     out += ["      " + ln for ln in r.decision.explain().splitlines()]
         if self.near_copies:
             n = len(self.near_copies)
+            trained = sum(c.kind == "training row" for c in self.near_copies)
             out += ["", f"near-copies: {n} of {len(self.results)} rows are at similarity >= {self.near_copy:g} to an "
-                        "example or counter-example of the policy; the figures on them show what the policy was "
-                        f"written from, not how it generalises ({min(n, self.worst)} of {n}):"]
+                        "example, counter-example or training row of the policy; the figures on them show what the "
+                        f"policy was written or trained from, not how it generalises ({min(n, self.worst)} of {n}):"]
+            if trained:
+                out.insert(len(out) - 1, f"warning: {trained} evaluated rows are (near-)copies of a trained concept's "
+                                         "training rows: leave their file out of training to measure them "
+                                         "(docs/measuring.md)")
             for c in self.near_copies[:self.worst]:
                 r = c.result
-                what = "an example" if c.kind == "example" else "a counter-example"
+                what = {"example": "an example", "counter": "a counter-example"}.get(
+                    c.kind, f"training row {c.row_id}")
                 out.append(f"  [{r.row.id}] {r.row.file}:{r.row.line} {c.similarity:.3f} to {what} of {c.concept}: "
                            f"{_short(r.row.text, 100)}")
         return "\n".join(out)
@@ -173,12 +179,16 @@ class ScoreReport:
 class NearCopy:
     result: RowResult
     concept: str
-    kind: str  # "example" or "counter"
+    kind: str  # "example", "counter" or (a trained concept) "training row"
     similarity: float
+    row_id: str | None = None  # the training row it copies
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.result.row.id, "file": self.result.row.file, "line": self.result.row.line,
-                "concept": self.concept, "kind": self.kind, "similarity": round(self.similarity, 4)}
+        out = {"id": self.result.row.id, "file": self.result.row.file, "line": self.result.row.line,
+               "concept": self.concept, "kind": self.kind, "similarity": round(self.similarity, 4)}
+        if self.row_id is not None:
+            out["training_row"] = self.row_id
+        return out
 
 
 def near_copies(results: Sequence[RowResult], threshold: float = NEAR_COPY) -> list[NearCopy]:
@@ -187,13 +197,17 @@ def near_copies(results: Sequence[RowResult], threshold: float = NEAR_COPY) -> l
     the score is reported on (see engine.ConceptScore), its nearest example and its nearest counter-example."""
     out = []
     for r in results:
-        best: tuple[float, str, str] | None = None
+        best: tuple[float, str, str, str | None] | None = None
         for concept, sc in r.scores.items():
-            for kind, sim in (("example", sc.score), ("counter", sc.counter_score)):
+            if sc.row_similarity is not None:  # a trained concept: its score is a probability, not a similarity
+                pairs = (("training row", sc.row_similarity, sc.row_id),)
+            else:
+                pairs = (("example", sc.score, None), ("counter", sc.counter_score, None))
+            for kind, sim, row_id in pairs:
                 if sim is not None and sim >= threshold and (best is None or sim > best[0]):
-                    best = (sim, concept, kind)
+                    best = (sim, concept, kind, row_id)
         if best is not None:
-            out.append(NearCopy(r, best[1], best[2], best[0]))
+            out.append(NearCopy(r, best[1], best[2], best[0], best[3]))
     return sorted(out, key=lambda c: -c.similarity)
 
 

@@ -334,8 +334,15 @@ class _Builder(Transformer):
         counter = tuple(t for k, v, _ in fields if k == "counter" for t in v)
         threshold = self._single(fields, "threshold", f"concept {name}")
         margin = self._single(fields, "margin", f"concept {name}")
+        train = tuple(v for k, v, _ in fields if k == "train")
         return n.ConceptDef(self._name(name), examples, counter, threshold, margin, self._span(meta),
-                            normalize=self._single(fields, "normalize", f"concept {name}"))
+                            normalize=self._single(fields, "normalize", f"concept {name}"), train=train)
+
+    @v_args(meta=True)
+    def c_train(self, meta: Any, ch: list) -> tuple:
+        path, cats = ch
+        return ("train", n.TrainSource(self._text(path), tuple(cats) if cats is not None else None,
+                                       self._span(meta)), self._span(meta))
 
     @v_args(meta=True)
     def c_examples(self, meta: Any, ch: list) -> tuple:

@@ -25,4 +25,5 @@ RULE_MODULES: tuple[str, ...] = (
     "bad_suppression",
     "regex_slow_path",
     "evadable_pattern",
+    "training_data",
 )
