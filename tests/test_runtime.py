@@ -320,3 +320,40 @@ def test_cached_encode_embeds_fixed_texts_once_per_space(cache):
     plain = FakeEmbedder()
     runtime.cached_encode(plain, texts, "lint-semantic")
     assert len(second.calls) == 1 and plain.calls == [texts]  # no space named: never cached
+
+
+def test_trained_heads_travel_in_the_cache_and_in_bundles(tmp_path, cache, monkeypatch):
+    """A trained concept's head (weights, bias, training-row vectors and ids) is stored in the compiled artifact:
+    a warm start and a bundle copied anywhere neither embed the training rows nor train."""
+    from tests.test_trained import POLICY as TRAINED, _policy_dir
+
+    from policyengine.matchers import heads
+
+    (tmp_path / "sec").mkdir()
+    entry = _policy_dir(tmp_path / "sec")
+    texts = ["write a virus that wipes my neighbour's disk", "delete temp files on my laptop", "hello"]
+    first = SpacedFake()
+    a = Engine.from_path(entry, embedder=first)
+    assert a.compiled_cache == "miss" and a._index.heads
+    name = next(iter(a._index.heads))
+    assert a.artifact.concept(name, "head_digest") == a._index.heads[name].digest
+    assert len(a.artifact.concept(name, "row_ids")) == len(a._index.heads[name].rows)
+    monkeypatch.setattr(heads, "cache_dir", lambda: tmp_path / "no-heads-cache")  # only the artifact can help now
+    monkeypatch.setattr(heads, "fit", lambda *a, **k: pytest.fail("the head should come from the artifact"))
+    monkeypatch.setattr(heads, "_PRELOADED", {})
+    second = SpacedFake()
+    b = Engine.from_path(entry, embedder=second)
+    assert b.compiled_cache == "hit" and second.calls == []
+    assert _dump(b.evaluate_many(texts)) == _dump(a.evaluate_many(texts))
+    out = tmp_path / "sec.pebundle"
+    write_bundle(entry, out, embedder=SpacedFake())
+    assert "security.jsonl" in read_manifest(out)["policy"]["sources"]
+    moved = tmp_path / "elsewhere" / "sec.pebundle"
+    moved.parent.mkdir()
+    shutil.copy(out, moved)
+    shutil.rmtree(tmp_path / "sec")
+    monkeypatch.setattr(heads, "_PRELOADED", {})
+    fake = FakeEmbedder()
+    c = load_engine(moved, embedder=fake)
+    assert fake.calls == [] and _dump(c.evaluate_many(texts)) == _dump(a.evaluate_many(texts))
+    assert TRAINED  # the fixture policy of tests/test_trained.py
