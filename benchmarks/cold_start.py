@@ -44,9 +44,10 @@ def _seed(cache: Path) -> None:
     src = Path.home() / ".cache" / "policyengine" / "onnx" / digest[:16]
     if (src / "model-fp32.onnx").is_file():
         shutil.copytree(src, cache / "onnx" / digest[:16], dirs_exist_ok=True)
-    intent = Path.home() / ".cache" / "policyengine" / "intent"  # trained +contrastive maps (by training digest)
-    if intent.is_dir():
-        shutil.copytree(intent, cache / "intent", dirs_exist_ok=True)
+    for sub in ("intent", "heads"):  # trained +contrastive maps and trained-concept heads (by training digest)
+        d = Path.home() / ".cache" / "policyengine" / sub
+        if d.is_dir():
+            shutil.copytree(d, cache / sub, dirs_exist_ok=True)
 
 
 def run(runs: int = 5, baseline: bool = True) -> dict:

@@ -244,8 +244,9 @@ def _seed_onnx(cache_dir: Path) -> None:
     if (src / "model-fp32.onnx").is_file() and (src / "meta.json").is_file():
         (cache_dir / "onnx").mkdir(parents=True, exist_ok=True)
         shutil.copytree(src, cache_dir / "onnx" / digest[:16], dirs_exist_ok=True)
-    if (src.parent.parent / "intent").is_dir():  # the trained +contrastive maps (training them takes 10-65 s)
-        shutil.copytree(src.parent.parent / "intent", cache_dir / "intent", dirs_exist_ok=True)
+    for sub in ("intent", "heads"):  # trained +contrastive maps and trained-concept heads (minutes to train)
+        if (src.parent.parent / sub).is_dir():
+            shutil.copytree(src.parent.parent / sub, cache_dir / sub, dirs_exist_ok=True)
 
 
 def _imported(stderr: str) -> set[str]:
