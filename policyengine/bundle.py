@@ -100,7 +100,6 @@ def write_bundle(policy_path: str | os.PathLike[str], out: str | os.PathLike[str
     from .compiler import compile_policy
     from .engine import Engine, default_backend, policy_embedder
 
-    backend = backend or default_backend()
     policy = compile_policy(policy_path)
     needed = {k for k in policy.concepts if k in policy.used_concepts}
     kwargs: dict[str, Any] = {"threads": threads, "regex_engine": regex_engine}
@@ -127,7 +126,8 @@ def write_bundle(policy_path: str | os.PathLike[str], out: str | os.PathLike[str
     model = None
     if needed:
         model = {"id": policy.model,
-                 "backend": getattr(model_embedder, "backend", "torch" if embedder is not None else backend),
+                 "backend": getattr(model_embedder, "backend",
+                                    "torch" if embedder is not None else backend or default_backend()),
                  "weights_sha256": (m.get("model") or {}).get("weights_sha256")
                  or (_weights_sha256(policy.model) if embedder is None else "(embedder given)")}
     onnx = _onnx_files(model_embedder) if include_model and needed and not getattr(model_embedder, "tuned", False) \
