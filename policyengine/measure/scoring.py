@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ..models import Decision, SimilarityEvidence
+from ..models import ClassifierEvidence, Decision, SimilarityEvidence
 from .runner import RowResult
 from .stats import Estimate, Interval, f1_bootstrap, wilson
 
@@ -80,7 +80,7 @@ def severity_of_error(d: Decision) -> float:
     its score clears the threshold. Used to list the worst false refusals first."""
     if not d.reasons:
         return 0.5
-    sims = [ev for ev in d.reasons[0].evidence if isinstance(ev, SimilarityEvidence)]
+    sims = [ev for ev in d.reasons[0].evidence if isinstance(ev, (SimilarityEvidence, ClassifierEvidence))]
     return max(0.5 + ev.score - ev.threshold for ev in sims) if sims else 1.0
 
 
