@@ -12,6 +12,7 @@ from . import nodes as n
 from .algebra import combine
 from .chunking import Chunk, chunk_text
 from .compiler import CompiledPolicy, CompiledRule, walk
+from .errors import PolicyEngineError
 from .models import (ContextEvidence, Decision, EvaluationError, NearMiss, PolicyInfo, Reason, RegexEvidence,
                      SimilarityEvidence, SourceLocation, WordsEvidence)
 from .normalize import NormalizedText, find_mapped
@@ -24,7 +25,7 @@ NEAR_MISS_WINDOW = 0.2
 MAX_NEAR_MISSES = 3
 
 
-class ContextError(ValueError):
+class ContextError(PolicyEngineError, ValueError):
     """The context passed by the app does not fit the policy's declared context types."""
 
 

@@ -8,11 +8,16 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import PolicyEngineError
+
 CONFIG_ENV = "POLICYENGINE_SERVE_CONFIG"
 
 
-class ConfigError(ValueError):
+class ServerConfigError(PolicyEngineError, ValueError):
     """A server setting is unusable (message is shown to the user as is)."""
+
+
+ConfigError = ServerConfigError  # the name before 0.2; policyengine exports only ServerConfigError
 
 
 @dataclass(frozen=True)
