@@ -50,6 +50,7 @@ EXPECTED: dict[str, list[tuple[str, int, int]]] = {
     "nul_byte": [("E0004", 2, 38)],
     "binary_file": [("E0004", 0, 0)],
     "rule_incomplete": [("E0406", 2, 6), ("E0407", 3, 6)],
+    "literal_too_long": [("E0011", 3, 15), ("E0011", 4, 38)],
 }
 
 # Facts about the rendered text beyond code and position (hints, file names).
@@ -67,6 +68,8 @@ MUST_CONTAIN: dict[str, list[str]] = {
     "syntax_missing_brace": ["is a '}' missing?"],
     "syntax_unterminated_string": ["unterminated string"],
     "syntax_unterminated_regex": ["unterminated or empty /regex/"],
+    "literal_too_long": ["regex literal is 10,002 characters, more than the limit of 10,000",
+                         "string literal is 10,001 characters", "…\n"],  # the long line is shown as a window
 }
 
 

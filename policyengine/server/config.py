@@ -40,9 +40,9 @@ class ServerConfig:
     reload_debounce_ms: int = 300
     graceful_timeout: float = 30.0
     # evaluation limits: the fields of policyengine.evaluator.Limits, same names and defaults (docs/hardening.md)
-    max_input_chars: int = 200_000
+    max_input_chars: int = 2_000_000
     max_chunks: int = 256
-    on_oversize: str = "truncate"  # truncate | block
+    on_oversize: str = "block"  # block | truncate
 
     def limits(self):  # -> Limits; imported here so the config stays importable without the engine
         from dataclasses import fields
