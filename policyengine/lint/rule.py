@@ -144,14 +144,6 @@ def load_module_rules() -> list[tuple[RuleInfo, Check]]:
     return out
 
 
-def module_name(rule_id: str) -> str:
-    return rule_id.replace("-", "_")
-
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
-
-
 def keyword_span(file: LintFile, item: Any, word: str) -> Span:
     """Span of the first `word` keyword token inside `item` (e.g. a concept's `threshold`), else its name."""
     for t in file.parsed.tokens:

@@ -64,10 +64,6 @@ class ServerConfig:
             data[k] = tuple(data.get(k) or ())
         return cls(**data)
 
-    @property
-    def auth_enabled(self) -> bool:
-        return bool(self.api_keys)
-
 
 def is_loopback(host: str) -> bool:
     if host in ("localhost", "localhost.localdomain"):
