@@ -35,7 +35,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .contrastive import background_texts, cache_dir as _intent_cache_dir, training_digest
+from .. import cache as _cache
+from .contrastive import background_texts, training_digest
 
 TRAINER_VERSION = "finetune-cosine-1"
 
@@ -137,7 +138,8 @@ def train(base_path: str, pairs: Sequence[tuple[str, str, float]], config: Finet
 
 
 def cache_dir() -> Path:
-    return _intent_cache_dir().parent / "finetune"
+    """Fine-tuned models: the `finetune` folder of the cache root (policyengine/cache.py)."""
+    return _cache.cache_dir("finetune")
 
 
 def entry(digest: str) -> Path:
