@@ -28,6 +28,7 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # its size (a 3 MB string literal took 33 s and 830 MB), so bounds are checked before anything is compiled.
 MAX_POLICY_CHARS = 1_000_000  # one .policy file (the whole default pack is ~110,000)
 MAX_LITERAL_CHARS = 10_000  # one "string" or /regex/ (the pack's longest is a few hundred)
+# the one table of regex flag letters (lint uses it too)
 REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
 CONTEXT_TYPES = {"string": (str,), "number": (int, float), "bool": (bool,)}
 
@@ -251,9 +252,10 @@ def _check_literal_sizes(ctx: _Ctx, pf: n.PolicyFile) -> None:
                 visit(getattr(node, f.name))
 
     def too_long(kind: str, size: int, span: Span) -> None:
-        ctx.err("E0011", f"{kind} literal is {size:,} characters, more than the limit of {MAX_LITERAL_CHARS:,}",
-                span, help="a long list of words belongs in a word-list file (`words NAME = file \"FILE\"`), one entry a line"
+        hint = ('a long list of words belongs in a word-list file (`words NAME = file "FILE"`), one entry a line'
                 if kind == "string" else "split the pattern into several patterns joined with `or` in the rule")
+        ctx.err("E0011", f"{kind} literal is {size:,} characters, more than the limit of {MAX_LITERAL_CHARS:,}",
+                span, help=hint)
 
     visit(pf.items)
 

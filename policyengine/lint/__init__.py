@@ -9,4 +9,5 @@ from .config import ConfigError, LintConfig, LintConfigError, load_config
 from .rule import Finding, RuleInfo
 from .runner import LintReport, lint_paths
 
-__all__ = ["ConfigError", "Finding", "LintConfig", "LintConfigError", "LintReport", "RuleInfo", "lint_paths", "load_config"]
+__all__ = ["ConfigError", "Finding", "LintConfig", "LintConfigError",
+           "LintReport", "RuleInfo", "lint_paths", "load_config"]
