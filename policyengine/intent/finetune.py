@@ -180,8 +180,8 @@ def load_or_train(base_id: str, concepts: Mapping[str, tuple[Sequence[str], Sequ
                   extra_pairs: Sequence[tuple[str, str, float]] = ()) -> tuple[Path, dict[str, Any]]:
     """The tuned model's directory for these concepts: a bundle's, the cache's, or trained now (and cached).
     `extra_pairs` (text, text, label), for experiments (the research script that used them is in git history),
-    are appended to the policy's own pairs, the whole list reshuffled with seed + 7; part of the digest. Returns (directory, info)
-    with info = {digest, cached, seconds, pairs, config}."""
+    are appended to the policy's own pairs and the whole list reshuffled with seed + 7; they are part of the digest.
+    Returns (directory, info) with info = {digest, cached, seconds, pairs, config}."""
     from ..matchers.embedders import resolve_model_path
 
     background = background_texts()
