@@ -32,10 +32,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .errors import PolicyEngineError
+
 FORMAT = "policyengine-bundle/1"
 
 
-class BundleError(RuntimeError):
+class BundleError(PolicyEngineError, RuntimeError):
     """The bundle cannot be used: unreadable, built for another policy/model, or stale."""
 
 

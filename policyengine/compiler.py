@@ -25,6 +25,11 @@ from .training import MAX_FILE_BYTES, TrainingRow, parse_rows, select
 from .validators import VALIDATORS
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# Size limits (docs/language.md "Limits", errors E0010 / E0011): compiling a regex or word list is superlinear in
+# its size (a 3 MB string literal took 33 s and 830 MB), so bounds are checked before anything is compiled.
+MAX_POLICY_CHARS = 1_000_000  # one .policy file (the whole default pack is ~110,000)
+MAX_LITERAL_CHARS = 10_000  # one "string" or /regex/ (the pack's longest is a few hundred)
+# the one table of regex flag letters (lint uses it too)
 REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
 CONTEXT_TYPES = {"string": (str,), "number": (int, float), "bool": (bool,)}
 
@@ -204,10 +209,16 @@ def _load(ctx: _Ctx, path: Path, display: str, text: str | None, stack: tuple[Pa
     ctx.real_paths[display] = path
     src = Source(display, text)
     ctx.sources[display] = src
+    if len(text) > MAX_POLICY_CHARS:
+        line, col = src.position(MAX_POLICY_CHARS)
+        ctx.err("E0010", f"policy file is {len(text):,} characters, more than the limit of {MAX_POLICY_CHARS:,}",
+                Span(display, line, col), help="split it into files joined with `import`")
+        return
     pf, diags = parse_policy(src)
     ctx.diags.extend(diags)
     if pf is None:
         return
+    _check_literal_sizes(ctx, pf)
     out.append(pf)
     for imp in pf.of(n.Import):
         target = (path.parent / imp.path.value)
@@ -236,6 +247,34 @@ def _load(ctx: _Ctx, path: Path, display: str, text: str | None, stack: tuple[Pa
             continue
         shown = os.path.normpath(os.path.join(os.path.dirname(out[0].path), os.path.relpath(real, ctx.root)))
         _load(ctx, real, shown, child_text, (*stack, real), out)
+
+
+def _check_literal_sizes(ctx: _Ctx, pf: n.PolicyFile) -> None:
+    """E0011 for every string or /regex/ literal longer than MAX_LITERAL_CHARS, before anything is compiled."""
+
+    def visit(node: object) -> None:
+        if isinstance(node, n.Text):
+            if len(node.value) > MAX_LITERAL_CHARS:
+                too_long("string", len(node.value), Span(node.span.file, node.span.line, node.span.column))
+        elif isinstance(node, n.PatternDef) and len(node.regex) > MAX_LITERAL_CHARS:
+            src = ctx.sources[node.span.file]
+            at = src.text.find("/", node.name.span.end or node.span.start)
+            line, col = src.position(at) if at >= 0 else (node.span.line, node.span.column)
+            too_long("regex", len(node.regex), Span(node.span.file, line, col))
+        if isinstance(node, (tuple, list)):
+            for x in node:
+                visit(x)
+        elif dataclasses.is_dataclass(node) and not isinstance(node, (Span, n.Text)):
+            for f in dataclasses.fields(node):
+                visit(getattr(node, f.name))
+
+    def too_long(kind: str, size: int, span: Span) -> None:
+        hint = ('a long list of words belongs in a word-list file (`words NAME = file "FILE"`), one entry a line'
+                if kind == "string" else "split the pattern into several patterns joined with `or` in the rule")
+        ctx.err("E0011", f"{kind} literal is {size:,} characters, more than the limit of {MAX_LITERAL_CHARS:,}",
+                span, help=hint)
+
+    visit(pf.items)
 
 
 # ---- stage 2+3: check and compile ----------------------------------------------------------------
@@ -449,7 +488,13 @@ class _Checker:
                 self.err("E0106", f"cannot read word list {item.file.value!r}: {e}", item.file.span, width=width)
                 return None
             self.ctx.extra_digest.append(item.file.value.encode() + b"\0" + data.encode())
-            words += [ln.strip() for ln in data.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+            entries = [ln.strip() for ln in data.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+            longest = max(entries, key=len, default="")
+            if len(longest) > MAX_LITERAL_CHARS:
+                self.err("E0011", f"word list {item.file.value!r} has an entry of {len(longest):,} characters, more "
+                         f"than the limit of {MAX_LITERAL_CHARS:,}", item.file.span, width=width)
+                return None
+            words += entries
         words = [w for w in words if w.strip()]
         if not words:
             self.err("E0304", f"word list '{item.name.value}' is empty", item.name.span, width=len(item.name.value))

@@ -12,6 +12,7 @@ from . import nodes as n
 from .algebra import combine
 from .chunking import REQUEST, Chunk, chunk_text, request_windows
 from .compiler import CompiledPolicy, CompiledRule, walk
+from .errors import PolicyEngineError
 from .models import (ContextEvidence, Decision, EvaluationError, NearMiss, PolicyInfo, Reason, RegexEvidence,
                      SimilarityEvidence, SourceLocation, WordsEvidence, ClassifierEvidence, TrainingRowRef)
 from .normalize import NormalizedText, find_mapped
@@ -24,25 +25,40 @@ NEAR_MISS_WINDOW = 0.2
 MAX_NEAR_MISSES = 3
 
 
-class ContextError(ValueError):
+class ContextError(PolicyEngineError, ValueError):
     """The context passed by the app does not fit the policy's declared context types."""
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on the work one evaluation may do (docs/hardening.md). Past `max_input_chars`, `on_oversize`
-    decides: "truncate" evaluates the first max_input_chars characters and says so in `decision.notes`; "block"
-    returns a block decision of its own (rule null, a note and an error naming the limit) without evaluating."""
+    """Bounds on the work one evaluation may do (docs/hardening.md, "Bad input and limits").
 
-    max_input_chars: int = 200_000
+    Regex, word-list and redaction rules always scan the whole text (linear-time engines: RE2 / Hyperscan, or the
+    time-guarded fallback, whose timeout is an evaluation error that `on_error` decides). Concepts compare at most
+    `max_chunks` chunks per text: past that, a sample (the first half of the budget from the start, the rest spread
+    evenly to the end) and a note in `decision.notes` saying how many chunks were not compared.
+
+    `max_input_chars` is a hard limit. Past it, `on_oversize` decides: "block" (default) returns a block decision of
+    its own (rule null, a note and an error naming the limit) without evaluating; "truncate" evaluates the first
+    max_input_chars characters and says so in `decision.notes`. Nothing past the limit is ever silently allowed."""
+
+    max_input_chars: int = 2_000_000
     max_chunks: int = 256
-    on_oversize: str = "truncate"  # truncate | block
+    on_oversize: str = "block"  # block | truncate
 
     def __post_init__(self) -> None:
         if self.on_oversize not in ("truncate", "block"):
             raise ValueError(f"Limits.on_oversize must be 'truncate' or 'block', got {self.on_oversize!r}")
         if self.max_input_chars < 1 or self.max_chunks < 1:
             raise ValueError("Limits.max_input_chars and max_chunks must be positive")
+
+
+def sample_note(subject: str, used: int, total: int, max_chunks: int) -> str:
+    """The note of a text whose concepts saw only a sample of its chunks (policyengine.chunking.sample_spans)."""
+    head = (used + 1) // 2
+    return (f"{subject}: concepts were compared on {used} of {total} chunks (max_chunks {max_chunks}: the first "
+            f"{head}, then {used - head} spread evenly to the end); {total - used} chunks were not compared with "
+            "concepts; regex and word-list rules scanned the whole text")
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -147,10 +163,9 @@ class SubjectView:
             for pipeline in self.concept_pipelines:
                 request = pipeline[:1] == (REQUEST,)  # a trained concept's key: request-sized chunks
                 nt = self.normalized(pipeline[1:] if request else pipeline)
-                chunks, truncated = (request_windows if request else chunk_text)(nt.text, self.limits.max_chunks)
-                if truncated:
-                    self.notes.append(f"{self.name}: only the first {self.limits.max_chunks} chunks were compared "
-                                      "with concepts (max_chunks)")
+                chunks, total = (request_windows if request else chunk_text)(nt.text, self.limits.max_chunks)
+                if total > len(chunks):
+                    self.notes.append(sample_note(self.name, len(chunks), total, self.limits.max_chunks))
                 lo = len(out)
                 for c in chunks:
                     s, e = nt.to_original((c.start, c.end))
@@ -202,7 +217,8 @@ class Evaluator:
                              f"({self.limits.max_input_chars}); blocked without evaluation (on_oversize block)")
             else:
                 notes.append(f"{name}: {len(text)} characters; only the first {self.limits.max_input_chars} were "
-                             "evaluated (max_input_chars)")
+                             f"evaluated (max_input_chars, on_oversize truncate): the last "
+                             f"{len(text) - self.limits.max_input_chars} characters were not checked")
             text = text[: self.limits.max_input_chars]
         return SubjectView(name, text, self.limits, encode, notes=notes, concept_pipelines=self.concept_pipelines,
                            oversize=oversize, scanner=self.scanner)
@@ -416,6 +432,8 @@ class Evaluator:
             except RegexGuardError:  # unknown here; evaluate() reports it and on_error decides
                 return None
 
+        if self.limits.on_oversize == "block" and any(v.oversize for v in views.values()):
+            return False  # blocked without evaluation: nothing to embed
         return any(tri(rule.when) is None for rule in self.policy.rules)
 
     # -- explanation parts ----------------------------------------------------------------------

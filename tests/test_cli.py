@@ -169,9 +169,12 @@ def test_check_limits_flags(pdir, capsys):
     from policyengine.cli.main import main
 
     long = "hello " * 50 + "darn"  # the slur sits past the first 100 characters
-    assert main(["check", str(pdir / "cli.policy"), long, "--max-input-chars", "100", "--format", "json"]) == 0
+    assert main(["check", str(pdir / "cli.policy"), long, "--max-input-chars", "100", "--on-oversize", "truncate",
+                 "--format", "json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["action"] == "allow" and any("100" in n for n in d["notes"])
+    assert main(["check", str(pdir / "cli.policy"), long, "--max-input-chars", "100", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["errors"]  # past the hard limit: blocked by default
     assert main(["check", str(pdir / "cli.policy"), long, "--max-input-chars", "100", "--on-oversize", "block",
                  "--format", "json"]) == 0
     d = json.loads(capsys.readouterr().out)
@@ -190,3 +193,17 @@ def test_serve_config_carries_limits():
     assert again["max_input_chars"] == 50 and again["on_oversize"] == "block"
     lim = cfg.limits()
     assert (lim.max_input_chars, lim.max_chunks, lim.on_oversize) == (50, 256, "block")
+
+
+def test_limit_defaults_agree_everywhere():
+    """Limits, `serve`'s config and the --max-input-chars / --max-chunks / --on-oversize flags share defaults."""
+    import argparse
+
+    from policyengine.cli.main import add_limit_args, limits_from_args
+    from policyengine.engine import Limits
+    from policyengine.server.config import ServerConfig
+
+    p = argparse.ArgumentParser()
+    add_limit_args(p)
+    assert limits_from_args(p.parse_args([])) == Limits() == ServerConfig(policy="x.policy").limits()
+    assert Limits().on_oversize == "block"

@@ -85,13 +85,14 @@ def _caret_json(where: str, raw: str, e: json.JSONDecodeError) -> str:
 def add_limit_args(p: argparse.ArgumentParser) -> None:
     """Evaluation limits (policyengine.evaluator.Limits, docs/hardening.md), shared by check, explain and serve."""
     g = p.add_argument_group("limits")
-    g.add_argument("--max-input-chars", type=int, default=200_000, metavar="N",
-                   help="characters of a message that are evaluated (default 200000)")
+    g.add_argument("--max-input-chars", type=int, default=2_000_000, metavar="N",
+                   help="hard limit on a message's length; regex and word rules scan all of it (default 2000000)")
     g.add_argument("--max-chunks", type=int, default=256, metavar="N",
-                   help="chunks of a message that are embedded (default 256)")
-    g.add_argument("--on-oversize", choices=["truncate", "block"], default="truncate",
-                   help="past --max-input-chars: evaluate the start and say so in the decision's notes (truncate), "
-                        "or block without evaluating (block)")
+                   help="chunks of a message compared with concepts; past that a sample, named in the notes "
+                        "(default 256)")
+    g.add_argument("--on-oversize", choices=["truncate", "block"], default="block",
+                   help="past --max-input-chars: block without evaluating (block, the default), or evaluate the "
+                        "start and say in the decision's notes what was not checked (truncate)")
 
 
 def limits_from_args(args: argparse.Namespace) -> Any:
