@@ -94,3 +94,24 @@ def test_pack_overlap_names_the_policy_strings_copied_from_data_rows(tmp_path: P
     out, _ = _run(pack_overlap.main, ["--pack", policy, "--data-dir", str(data), "--base-pack", str(base),
                                       "--threshold", "0.95"])
     assert f"1 policy strings not in {base}, " in out and ">= 0.95: 1" in out
+
+
+def test_trained_tradeoffs_prints_a_table_per_candidate(tmp_path):
+    import json
+
+    import trained_tradeoffs
+
+    d = tmp_path / "data"
+    d.mkdir()
+    for f in trained_tradeoffs.FILES:
+        rows = [{"id": f"{f}-{i}", "text": t, "label": lab, "category": "x"}
+                for i, (t, lab) in enumerate([(t, "unsafe") for t in HARMFUL] + [(t, "safe") for t in SAFE])]
+        write_rows(d / f"{f}.jsonl", rows)
+    out, _ = _run(trained_tradeoffs.main, ["--data-dir", str(d), "--json", str(tmp_path / "t.json")])
+    for name in trained_tradeoffs.CANDIDATES:
+        assert f"## {name}:" in out
+    tables = json.loads((tmp_path / "t.json").read_text())
+    assert set(tables) == set(trained_tradeoffs.CANDIDATES)
+    # every file is scored, with the pack's own figures and one cell per threshold
+    cell = tables["jailbreak gate (shipped)"]["harmbench_val"]
+    assert set(cell) == {"pack", "0.3", "0.5", "0.7"} and cell["pack"] == "0.0 / 100.0"  # the pack blocks the 3 harmful rows
