@@ -9,6 +9,7 @@ serving.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ class PolicyHolder:
         self.last_error: str | None = None
         self.generation = 0
         self._bundle_stamp: tuple[str, str] | None = None  # (policy digest, created) of the bundle in service
+        # real paths of the files the policy in service was read from: what a file change may reload
+        self.files: frozenset[str] = frozenset({os.path.realpath(path)})
 
     @property
     def ready(self) -> bool:
@@ -110,13 +113,14 @@ class PolicyHolder:
                 self.last_error = result.error
                 log.error("policy %s could not be loaded (%s): %s", self.path, reason, result.error)
             else:
+                self.last_error = None  # a reload that compiles clears the error of an earlier rejected one
+                self.files = policy_files(self.path, new)
                 if new is old:
                     result = ReloadResult("unchanged", new.policy.digest, time.perf_counter() - t0)
                     log.debug("policy %s unchanged (%s, %s)", self.path, reason, new.policy.digest[:19])
                 else:
                     self.engine = new  # the atomic swap: one reference assignment
                     self.generation += 1
-                    self.last_error = None
                     result = ReloadResult("loaded", new.policy.digest, time.perf_counter() - t0)
                     log.info("policy %s %s (%s) in %.2fs: %s", self.path, "reloaded" if old else "loaded", reason,
                              result.seconds, new.policy.digest)
@@ -152,11 +156,33 @@ class SlicedEmbedder:
         return getattr(self.inner, name)
 
 
-def is_relevant_change(path: str, ignore_prefix: str | None = None) -> bool:
-    """Ignore editor droppings, hidden files, logs and our own decision log; any other file in a watched folder may
-    be a policy, an import or a word list (the policy digest decides whether anything actually changed)."""
-    name = path.rsplit("/", 1)[-1]
-    if ignore_prefix and path.startswith(ignore_prefix):
-        return False
-    return not (name.startswith((".", "#")) or name.endswith(("~", ".swp", ".swx", ".tmp", ".log", ".jsonl"))
-                or ".jsonl." in name or "/__pycache__/" in path)
+def policy_files(path: str, engine: Engine) -> frozenset[str]:
+    """Real paths of the files a served policy is read from: a bundle file; or the entry .policy, its imports, the
+    word-list files they read and the NAME.cases.yaml next to each policy file."""
+    from ..bundle import is_bundle
+
+    if is_bundle(path):
+        return frozenset({os.path.realpath(path)})
+    from .. import nodes as n
+
+    out = {os.path.realpath(path)}
+    for f in engine.policy.files:
+        p = os.path.realpath(f.path)
+        out.add(p)
+        folder, name = os.path.split(p)
+        out.add(os.path.join(folder, name.rsplit(".", 1)[0] + ".cases.yaml"))
+        for item in f.of(n.WordsDef):
+            if item.file is not None:
+                out.add(os.path.realpath(os.path.join(os.path.dirname(f.path), item.file.value)))
+    return frozenset(out)
+
+
+def is_relevant_change(path: str, files: frozenset[str] | set[str], bundle: bool = False) -> bool:
+    """Only the policy's own files reload it (`files`, from policy_files): a log, a decision log or any other file
+    written into the policy's folder never does. Also any new `*.policy` file (not for a bundle): an import added
+    before its file existed was rejected, and creating the file must bring the policy in."""
+    real = os.path.realpath(path)
+    if real in files:
+        return True
+    name = real.rsplit("/", 1)[-1]
+    return not bundle and name.endswith(".policy") and not name.startswith(".")
