@@ -100,7 +100,11 @@ class PolicyHolder:
             t0 = time.perf_counter()
             old = self.engine
             try:
-                new = self._build()
+                _building.active = True
+                try:
+                    new = self._build()
+                finally:
+                    _building.active = False
             except PolicyError as e:
                 result = ReloadResult("error", old.policy.digest if old else None, time.perf_counter() - t0,
                                       e.render())
@@ -131,26 +135,54 @@ class PolicyHolder:
             return result
 
 
-class SlicedEmbedder:
-    """Encode in slices, yielding between them: indexing a pack's concept examples during a reload then takes
-    turns with the requests being served instead of holding the model for seconds."""
+_building = threading.local()  # set while a reload builds an engine in this thread
 
-    def __init__(self, inner: Any, slice_size: int = 32):
+
+class SlicedEmbedder:
+    """Encode in slices of similar length: the model pads a batch to its longest text, so one batch of 50 chunks with
+    one long outlier costs as much as ~2x the same chunks in length-sorted slices (measured on the default pack:
+    ~39 vs ~80 messages/s of CPU time for a 32-message micro-batch). A slice holds at most `max_slice` texts and at
+    most `budget` padded characters. While a reload indexes a pack's concept examples (a thread inside
+    PolicyHolder._build), it yields between slices so that live request batches take turns with it instead of
+    waiting seconds for the model."""
+
+    def __init__(self, inner: Any, max_slice: int = 16, budget: int = 1024):
         self.inner = inner
         self.model_id = inner.model_id
-        self.slice_size = slice_size
+        self.max_slice = max_slice
+        self.budget = budget
+
+    def slices(self, texts: list[str]) -> list[list[int]]:
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: list[list[int]] = []
+        cur: list[int] = []
+        for i in order:
+            width = max(len(texts[i]), 16)  # sorted: the newest text is the longest of its slice
+            if cur and (len(cur) >= self.max_slice or (len(cur) + 1) * width > self.budget):
+                out.append(cur)
+                cur = []
+            cur.append(i)
+        if cur:
+            out.append(cur)
+        return out
 
     def encode(self, texts: Any) -> Any:
         import numpy as np
 
         texts = list(texts)
-        if len(texts) <= self.slice_size:
+        groups = self.slices(texts)
+        if len(groups) <= 1:
             return self.inner.encode(texts)
-        parts = []
-        for i in range(0, len(texts), self.slice_size):
-            parts.append(self.inner.encode(texts[i:i + self.slice_size]))
-            time.sleep(0.002)  # let a waiting request batch take the model
-        return np.concatenate(parts, axis=0)
+        building = getattr(_building, "active", False)
+        out = None
+        for k, g in enumerate(groups):
+            vecs = self.inner.encode([texts[i] for i in g])
+            if out is None:
+                out = np.empty((len(texts), vecs.shape[1]), dtype=vecs.dtype)
+            out[g] = vecs
+            if building and k + 1 < len(groups):
+                time.sleep(0.002)  # let a waiting request batch take the model
+        return out
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
