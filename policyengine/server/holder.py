@@ -190,7 +190,7 @@ class SlicedEmbedder:
 
 def policy_files(path: str, engine: Engine) -> frozenset[str]:
     """Real paths of the files a served policy is read from: a bundle file; or the entry .policy, its imports, the
-    word-list files they read and the NAME.cases.yaml next to each policy file."""
+    word-list and training files they read and the NAME.cases.yaml next to each policy file."""
     from ..bundle import is_bundle
 
     if is_bundle(path):
@@ -206,6 +206,9 @@ def policy_files(path: str, engine: Engine) -> frozenset[str]:
         for item in f.of(n.WordsDef):
             if item.file is not None:
                 out.add(os.path.realpath(os.path.join(os.path.dirname(f.path), item.file.value)))
+        for concept in f.of(n.ConceptDef):
+            for src in concept.train:  # a trained concept's rows: editing them retrains it
+                out.add(os.path.realpath(os.path.join(os.path.dirname(f.path), src.path.value)))
     return frozenset(out)
 
 

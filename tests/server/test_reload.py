@@ -259,3 +259,21 @@ def test_a_bundle_reloads_only_on_its_own_file(tmp_path, fake_embedder):
     assert is_relevant_change(str(bundle), holder.files, bundle=True)
     for other in ("serve.err", "main.policy", "new.policy", ".main.pebundle.tmp"):
         assert not is_relevant_change(str(tmp_path / other), holder.files, bundle=True), other
+
+
+def test_a_trained_concepts_rows_are_the_policys_own_files(tmp_path):
+    """Editing a training file retrains its concept, so serve watches it like a word list."""
+    import types
+
+    from policyengine.compiler import compile_policy
+    from policyengine.server.holder import is_relevant_change, policy_files
+
+    d = tmp_path / "pol"
+    (d / "data").mkdir(parents=True)
+    _write(d / "data" / "rows.jsonl", '{"text": "hack my neighbour", "label": "unsafe"}\n'
+                                      '{"text": "bake bread", "label": "safe"}\n')
+    _write(d / "main.policy", 'concept c {\n  train "data/rows.jsonl"\n  threshold 0.5\n}\n'
+                              'rule r { when input similar c block "no" }\n')
+    files = policy_files(str(d / "main.policy"), types.SimpleNamespace(policy=compile_policy(d / "main.policy")))
+    assert is_relevant_change(str(d / "data" / "rows.jsonl"), files)
+    assert not is_relevant_change(str(d / "data" / "other.jsonl"), files)
