@@ -371,14 +371,9 @@ class Evaluator:
             i = int(np.argmax(np.where(ok_mask, sc.ex_score, -np.inf)))
         else:  # nearest miss: the chunk closest to clearing the threshold
             i = int(np.argmax(sc.ex_score))
-        c = chunks[i]
         has_ctr = sc.ctr_index[i] >= 0
-        original = view.text[c.start:c.end]
-        nt = view.normalized(spec.normalize)
         ev = SimilarityEvidence(
-            subject=view.name, concept=concept, span=(c.start, c.end), text=original,
-            transforms=list(nt.transforms_in((c.start, c.end))) if nt.changed else [],
-            normalized=c.text if c.text != original else None,
+            **_chunk_evidence(view, concept, spec.normalize, chunks[i]),
             score=round(float(sc.ex_score[i]), 4), threshold=spec.threshold,
             example=spec.examples[int(sc.ex_index[i])],
             counter_example=spec.counter[int(sc.ctr_index[i])] if has_ctr else None,
@@ -394,15 +389,10 @@ class Evaluator:
         spec = self.policy.concepts[concept]
         head = self.index.heads[concept]  # type: ignore[union-attr]
         i = int(np.argmax(probs))
-        c = chunks[i]
         lo, hi = view.chunk_rows(spec.chunking)
         vec = view.space_vecs(lo, hi, self.index)[i]
-        original = view.text[c.start:c.end]
-        nt = view.normalized(spec.normalize)
         ev = ClassifierEvidence(
-            subject=view.name, concept=concept, span=(c.start, c.end), text=original,
-            transforms=list(nt.transforms_in((c.start, c.end))) if nt.changed else [],
-            normalized=c.text if c.text != original else None,
+            **_chunk_evidence(view, concept, spec.normalize, chunks[i]),
             probability=round(float(probs[i]), 4), threshold=spec.threshold,
             nearest=[TrainingRowRef(id=r.id, text=r.text, label=r.label, file=r.file, similarity=round(sim, 4))
                      for r, sim in head.nearest(vec)])
@@ -510,6 +500,15 @@ class Evaluator:
             if spans:
                 out[subject] = redact(view.text, spans)
         return out["input"], out["output"]
+
+
+def _chunk_evidence(view: SubjectView, concept: str, pipeline: tuple[str, ...], c: Chunk) -> dict[str, Any]:
+    """The fields every concept's evidence shares: the chunk's span and text, and what normalisation changed in it."""
+    original = view.text[c.start:c.end]
+    nt = view.normalized(pipeline)
+    return {"subject": view.name, "concept": concept, "span": (c.start, c.end), "text": original,
+            "transforms": list(nt.transforms_in((c.start, c.end))) if nt.changed else [],
+            "normalized": c.text if c.text != original else None}
 
 
 def redact(text: str, spans: list[tuple[int, int, str]]) -> str:
