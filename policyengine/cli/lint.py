@@ -42,6 +42,9 @@ def cmd_lint(args: argparse.Namespace) -> int:
         return 0
     if not args.paths:
         raise UsageError("lint needs at least one PATH (a .policy file or a directory)")
+    from .main import require_paths
+
+    require_paths(args.paths)
     if args.no_semantic:
         config = replace(config, semantic=False)
     report = lint_paths(args.paths, config)
