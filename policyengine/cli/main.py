@@ -56,13 +56,13 @@ def non_negative_int(value: str) -> int:
     return x
 
 
-def require_paths(paths: Sequence[str], what: str = "PATH") -> None:
-    """Every command reports a missing path the same way: exit 2, `PATH: error: no such file or directory`."""
+def require_paths(paths: Sequence[str]) -> None:
+    """A missing path is a usage error (exit 2): `PATH: error: no such file or directory`."""
     import os
 
     missing = [p for p in paths if p != "-" and not os.path.exists(p)]
     if missing:
-        raise UsageError("\n".join(f"{p}: error: no such file or directory ({what})" for p in missing))
+        raise UsageError("\n".join(f"{p}: error: no such file or directory" for p in missing))
 
 
 def _parser() -> argparse.ArgumentParser:
