@@ -312,3 +312,11 @@ def test_a_folder_without_policies_is_exit_2(pdir, cmd):
     r = run(cmd, "empty", cwd=pdir)
     assert r.returncode == 2, (cmd, r.stdout, r.stderr)
     assert "no .policy" in r.stderr and "empty" in r.stderr
+
+
+def test_check_without_a_policy_names_only_the_policy(capsys):
+    from policyengine.cli.main import main
+
+    assert main(["check"]) == 2
+    err = capsys.readouterr().err
+    assert "the following arguments are required: policy" in err and "policy, text" not in err

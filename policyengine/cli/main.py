@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="decide on messages: TEXT arguments, --input FILE.jsonl, or stdin lines")
     c.add_argument("policy", help="a .policy file, or a bundle from `policyengine compile`")
-    c.add_argument("text", nargs="*", help="messages to check (one decision each)")
+    c.add_argument("text", nargs="*", default=[], help="messages to check (one decision each)")
     c.add_argument("--input", dest="input_file", metavar="FILE.jsonl",
                    help="one JSON object per line: {\"text\", optional \"id\", \"context\", \"output\"}; '-' = stdin")
     c.add_argument("--output-text", metavar="TEXT", help="a model response to check along with the input")
