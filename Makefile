@@ -38,8 +38,8 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not model"
 
 # The built wheel, installed in a fresh venv (torch==2.13.0 CPU pinned first), runs `check` on the default pack
-# from outside the source tree with an empty cache: a data file missing from the wheel fails here (an editable
-# install hides it). 2-4 min on 2 shared cores, most of it installing torch and training the intent map cold.
+# from outside the source tree with a cold intent cache: a data file missing from the wheel fails here (an editable
+# install hides it). About 3-4 min on 2 shared cores (load 6): installing torch, training the intent map cold.
 wheel-check: $(STAMP)
 	.ci/wheel-check $(BIN)/python
 

@@ -320,3 +320,23 @@ def test_check_without_a_policy_names_only_the_policy(capsys):
     assert main(["check"]) == 2
     err = capsys.readouterr().err
     assert "the following arguments are required: policy" in err and "policy, text" not in err
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["diff", "--data", "d.jsonl", "old.policy", "--explain", "new.policy"],
+     {"old_policy": "old.policy", "new_policy": "new.policy", "data": ["d.jsonl"], "explain": True}),
+    (["calibrate", "p.policy", "--max-frr", "3%", "--data", "d.jsonl"], {"policy": "p.policy", "max_frr": 0.03}),
+    (["serve", "--api-key", "k1", "p.policy", "--api-key", "k2"], {"policy": "p.policy", "api_key": ["k1", "k2"]}),
+    (["compile", "-o", "b.zip", "p.policy", "--threads", "2"], {"policy": "p.policy", "output": "b.zip", "threads": 2}),
+    (["test", "a.policy", "--coverage", "b.policy"], {"policy": ["a.policy", "b.policy"], "coverage": True}),
+    (["fmt", "a.policy", "--check", "b.policy"], {"paths": ["a.policy", "b.policy"], "check": True}),
+    (["lint", "a.policy", "--no-semantic", "b.policy"], {"paths": ["a.policy", "b.policy"], "no_semantic": True}),
+    (["score", "p.policy", "--data", "a.jsonl", "--misses", "3", "--data", "b.jsonl"],
+     {"policy": "p.policy", "data": ["a.jsonl", "b.jsonl"], "misses": 3}),
+    (["explain", "--context", "{}", "p.policy", "--format", "json", "hi"], {"policy": "p.policy", "text": "hi"}),
+])
+def test_every_command_takes_options_anywhere(argv, expect):
+    from policyengine.cli.main import _parser
+
+    args = vars(_parser().parse_args(argv))
+    assert {k: args[k] for k in expect} == expect
