@@ -22,6 +22,7 @@ from .normalize.saferegex import SafeRegex, compile_safe
 from .source import Source, Span
 from .syntax import parse_policy
 from .training import MAX_FILE_BYTES, TrainingRow, parse_rows, select
+from .syntax.parser import UNPARSED_CONTEXT, UNPARSED_IMPORT, parse_policy_recovering
 from .validators import VALIDATORS
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -177,6 +178,7 @@ class _Ctx:
         self.extra_digest: list[bytes] = []
         self.loaded: set[Path] = set()
         self.real_paths: dict[str, Path] = {}
+        self.unparsed: set[str] = set()  # names defined by items cut out on a syntax error (see _check_recovered)
 
     def err(self, code: str, msg: str, span: Span, help: str | None = None, width: int = 1,
             severity: str = "error") -> None:
@@ -214,9 +216,11 @@ def _load(ctx: _Ctx, path: Path, display: str, text: str | None, stack: tuple[Pa
         ctx.err("E0010", f"policy file is {len(text):,} characters, more than the limit of {MAX_POLICY_CHARS:,}",
                 Span(display, line, col), help="split it into files joined with `import`")
         return
-    pf, diags = parse_policy(src)
+    pf, diags, unparsed = parse_policy_recovering(src)  # with syntax errors: the items that parsed, for checking
     ctx.diags.extend(diags)
+    ctx.unparsed |= unparsed
     if pf is None:
+        ctx.unparsed.add(UNPARSED_IMPORT)  # nothing of this file is known
         return
     _check_literal_sizes(ctx, pf)
     out.append(pf)
@@ -309,11 +313,39 @@ def compile_policy(path: str | os.PathLike[str] | None = None, *, text: str | No
     files: list[n.PolicyFile] = []
     _load(ctx, p, display, text, (p,), files)
     if any(d.severity == "error" for d in ctx.diags):
+        _check_recovered(ctx, files, p, training_filter)
         raise PolicyError(ctx.diags)
     compiled = _Checker(ctx, files, p, training_filter).run()
     if any(d.severity == "error" for d in ctx.diags):
         raise PolicyError(ctx.diags)
     return compiled
+
+
+# Semantic errors that name a block, rule or context attribute ('NAME' is the first quoted word of the message).
+_REFERENCE_CODES = {"E0401": "name", "E0408": "name", "E0409": "name", "E0501": "name", "E0403": "context"}
+_QUOTED = re.compile(r"'([^']*)'")
+
+
+def _check_recovered(ctx: _Ctx, files: list[n.PolicyFile], entry_path: Path,
+                     training_filter: Callable[[TrainingRow], bool] | None = None) -> None:
+    """After recoverable syntax errors, run the semantic checks on the items that parsed, so one run reports both
+    kinds (nothing is compiled: the caller raises). Errors that only follow from a cut-out item (a reference to a
+    rule whose block did not parse) are dropped; when a file or an import could not be recovered at all, every
+    reference error is. Only when the syntax errors are the only errors (an import or read error stops here)."""
+    errors = [d for d in ctx.diags if d.severity == "error"]
+    if not files or any(not d.code.startswith("E000") for d in errors):
+        return
+    before = len(ctx.diags)
+    _Checker(ctx, files, entry_path, training_filter).run()
+    kept = []
+    for d in ctx.diags[before:]:
+        kind = _REFERENCE_CODES.get(d.code)
+        m = _QUOTED.search(d.message)
+        if kind and (UNPARSED_IMPORT in ctx.unparsed or (kind == "context" and UNPARSED_CONTEXT in ctx.unparsed)
+                     or (kind == "name" and m and m.group(1) in ctx.unparsed)):
+            continue
+        kept.append(d)
+    ctx.diags[before:] = kept
 
 
 class _Checker:

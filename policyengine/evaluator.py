@@ -101,6 +101,25 @@ def check_context(policy: CompiledPolicy, context: Any) -> dict[str, Any]:
     return flat
 
 
+def unknown_context_keys(policy: CompiledPolicy, flat: Mapping[str, Any]) -> list[str]:
+    """Keys of a (flattened) context that the policy's `context {}` block does not declare: no rule can read them,
+    so a misspelt key would otherwise be ignored without a word. Decisions say so in their notes."""
+    declared = policy.context
+    return [k for k in flat if k not in declared and not any(d.startswith(k + ".") for d in declared)]
+
+
+def unknown_context_note(policy: CompiledPolicy, keys: list[str]) -> str:
+    from .diagnostics import did_you_mean
+
+    parts = []
+    for k in keys:
+        hint = did_you_mean(k, policy.context)
+        parts.append(f"'{k}'" + (f" ({hint})" if hint else ""))
+    declared = ", ".join(sorted(policy.context)) or "none"
+    return (f"context: {', '.join(parts)} not declared in the policy's context block, ignored by every rule "
+            f"(declared: {declared})")
+
+
 def loc(span: Span) -> SourceLocation:
     return SourceLocation(file=span.file, line=span.line, column=span.column)
 
@@ -250,6 +269,8 @@ class Evaluator:
         action, winner = outcome.action, outcome.winner
         message = winner.message if winner else None
         notes = [note for v in views.values() for note in v.notes]
+        if unknown := unknown_context_keys(self.policy, context):
+            notes.append(unknown_context_note(self.policy, unknown))
         # A rule that could not be evaluated is never a silent allow: on_error (default block) decides.
         on_error = self.policy.on_error or "block"
         enforce_failed = [r for r in failed if r.mode != "shadow" and r.action.kind != "allow"]

@@ -23,7 +23,10 @@ def register(sub: Any) -> dict:
     p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
                    help="embedding backend the bundle is built for (onnx = ONNX Runtime int8, exported on first use)")
     p.add_argument("--regex-engine", choices=["auto", "hyperscan", "re"], default="auto")
-    p.add_argument("--threads", type=int, default=None, help="torch/ONNX threads (default 1 or $POLICYENGINE_THREADS)")
+    from .main import positive_int
+
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="torch/ONNX threads, at least 1 (default 1 or $POLICYENGINE_THREADS)")
     p.add_argument("--format", choices=["text", "json"], default="text")
     return {"compile": cmd_compile}
 
