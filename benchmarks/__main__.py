@@ -76,9 +76,12 @@ def table(res: dict) -> str:
                  "messages needed no embedding) | - |"]
     k = res.get("cold")
     if k:
-        rows += [f"| 4. cold start to first decision: model alone {k['model_alone_s']} s, from .policy "
-                 f"{k['from_policy_s']} s, from bundle {k['from_bundle_s']} s | bundle/model **"
-                 f"{k['bundle_vs_model_alone']}x** (.policy/model {k['policy_vs_model_alone']}x) | <= 1.5x |"]
+        rows += [f"| 4. cold start: a new `policyengine check` process on the default pack, compiled-policy cache warm "
+                 f"(median of {k['runs']}) | **{k['check_warm_s']} s, {k['check_warm_mb']} MB** (from a bundle "
+                 f"{k['check_bundle_s']} s, {k['check_bundle_mb']} MB); `import torch` alone {k['import_torch_s']} s, "
+                 f"ratio {k['check_warm_vs_import_torch']}x"
+                 + (f"; old path (torch, no cache) {k['torch_nocache_s']} s, {k['torch_nocache_mb']} MB"
+                    if "torch_nocache_s" in k else "") + " | <= 1.5 s, <= 350 MB |"]
     p = res.get("peers")
     if p:
         if "error" in p:
@@ -126,7 +129,7 @@ def main() -> None:
     if "cold" in only:
         from . import cold_start
 
-        res["cold"] = cold_start.run(runs=1 if q else 3)
+        res["cold"] = cold_start.run(runs=2 if q else 5, baseline=not q)
         print("cold done", round(time.time() - t0), file=sys.stderr)
     if "peers" in only:
         res["peers"] = peers(q)

@@ -285,16 +285,18 @@ def _check_literal_sizes(ctx: _Ctx, pf: n.PolicyFile) -> None:
 
 
 def compile_policy(path: str | os.PathLike[str] | None = None, *, text: str | None = None,
-                   name: str = "<string>",
+                   name: str = "<string>", display: str | None = None,
                    training_filter: Callable[[TrainingRow], bool] | None = None) -> CompiledPolicy:
     """Compile a policy from a file (with imports) or from source text. Raises PolicyError with all diagnostics.
 
-    `training_filter` keeps only the training rows it returns True for (measurement tools use it to leave one
-    data file out of every trained concept); the digest still names the policy as written."""
+    `display`: the entry file's name in diagnostics and decisions, when not `path` as given (a bundle compiles its
+    copy of the sources under the path they were compiled from). `training_filter` keeps only the training rows it
+    returns True for (measurement tools use it to leave one data file out of every trained concept); the digest
+    still names the policy as written."""
     if path is not None:
         p = Path(os.path.realpath(path))
         root = p.parent
-        display = str(path)
+        display = display or str(path)
         if text is None:
             if not p.is_file():
                 raise PolicyError([Diagnostic("E0100", f"policy file not found: {path}", Span(display, 0, 0))])
@@ -390,8 +392,10 @@ class _Checker:
         tests = self._check_tests()
         digest = hashlib.sha256()
         for f in self.files:
+            # each file by its path relative to the entry file's folder (never as typed on the command line, so
+            # the digest is the same from any working directory and for a bundle's copy of the sources);
             # surrogatepass: a policy given as text= (not read from a file) may hold lone surrogates
-            digest.update(f.path.encode("utf-8", "surrogatepass") + b"\0"
+            digest.update(self._relpath(f.path).encode("utf-8", "surrogatepass") + b"\0"
                           + self.ctx.sources[f.path].text.encode("utf-8", "surrogatepass") + b"\0")
         for extra in self.ctx.extra_digest:
             digest.update(extra)
@@ -401,6 +405,13 @@ class _Checker:
             context=dict(self.context), patterns=patterns, concepts=concepts, rules=tuple(rules), tests=tuple(tests),
             digest="sha256:" + digest.hexdigest(), files=tuple(self.files), entry=entry.path,
             normalize=self.normalize)
+
+    def _relpath(self, display: str) -> str:
+        """A loaded file's path relative to the entry file's folder, with '/' separators (what the digest hashes)."""
+        real = self.ctx.real_paths.get(display)
+        if real is None:  # pragma: no cover - every loaded file is recorded
+            return display
+        return Path(os.path.relpath(real, self.ctx.root)).as_posix()
 
     def _pipeline(self, names: tuple[n.Name, ...] | None, default: tuple[str, ...]) -> tuple[str, ...]:
         """A declared `normalize [...]` list, checked and in canonical order; `default` when not declared."""

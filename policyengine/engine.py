@@ -63,29 +63,45 @@ def _scanner(policy: CompiledPolicy, regex_engine: str) -> Any:
     return PolicyScanner(policy.patterns, regex_engine)
 
 
-def load_backend(model_id: str, backend: str, threads: int) -> Embedder:
-    """The embedder for `backend`: "torch" (sentence-transformers) or "onnx" (ONNX Runtime int8, exported once)."""
+BACKENDS = ("onnx", "onnx-int8", "torch")
+
+
+def default_backend() -> str:
+    """$POLICYENGINE_BACKEND if set, else "onnx" (ONNX Runtime fp32: no torch at run time) when onnxruntime and
+    tokenizers are installed, else "torch"."""
+    env = os.environ.get("POLICYENGINE_BACKEND", "").strip()
+    if env:
+        return env
+    from importlib.util import find_spec
+
+    return "onnx" if find_spec("onnxruntime") and find_spec("tokenizers") else "torch"
+
+
+def load_backend(model_id: str, backend: str | None, threads: int) -> Embedder:
+    """The embedder for `backend`: "onnx" (ONNX Runtime fp32, exported once from the installed weights; the default),
+    "onnx-int8" (quantised: faster, flips ~3% of decisions) or "torch" (sentence-transformers)."""
+    backend = backend or default_backend()
     if backend == "torch":
         from .matchers.embedders import load_embedder
 
         return load_embedder(model_id, threads=threads)
-    if backend in ("onnx", "onnx-int8"):
+    if backend in ("onnx", "onnx-fp32", "onnx-int8"):
         from .matchers.onnx_backend import load_onnx_embedder
 
-        return load_onnx_embedder(model_id, threads=threads)
-    raise ValueError(f"unknown embedding backend {backend!r} (torch, onnx)")
+        return load_onnx_embedder(model_id, threads=threads, quantized=backend == "onnx-int8")
+    raise ValueError(f"unknown embedding backend {backend!r} ({', '.join(BACKENDS)})")
 
 
-def policy_embedder(policy: CompiledPolicy, backend: str = "torch", threads: int = 1,
+def policy_embedder(policy: CompiledPolicy, backend: str | None = None, threads: int = 1,
                     given: Embedder | None = None) -> Embedder:
     """The embedder a policy's concepts need. For a "<base>+finetune" policy, the base model fine-tuned on the
-    policy's own pairs (trained on first use, then cached; docs/intent.md) embeds examples and messages alike: it
-    replaces `given` unless `given` already is the tuned model (marked `tuned`). Otherwise `given`, or the (shared)
-    model of `policy.model` on `backend`."""
+    policy's own pairs (trained on first use, then cached; docs/intent.md; needs torch) embeds examples and messages
+    alike: it replaces `given` unless `given` already is the tuned model (marked `tuned`). Otherwise `given`, or the
+    (shared) model of `policy.model` on `backend` (None: default_backend())."""
     from .matchers.embedders import ModelLoadError, split_model_id
 
     if split_model_id(policy.model)[1] == "finetune" and not getattr(given, "tuned", False):
-        if backend != "torch":
+        if backend not in (None, "torch"):
             raise ModelLoadError(f"model {policy.model!r}: the fine-tuned space needs the torch backend, "
                                  f"not {backend!r}")
         from .intent.finetune import tuned_embedder
@@ -104,27 +120,55 @@ class Engine:
     """A compiled policy plus its prepared matchers.
 
     Construction parses, checks and compiles the policy and, if any rule uses a concept, loads the embedding
-    model (once per process) and indexes the concept examples in FAISS. Evaluation is then a pure function of
+    model (once per process) and indexes the concept examples in FAISS, from the compiled-policy cache when it
+    holds this policy (policyengine/runtime.py: nothing embedded or trained again). Evaluation is then a pure function of
     the message and context, safe to call from many threads.
     """
 
     def __init__(self, policy: CompiledPolicy, *, embedder: Embedder | None = None, threads: int | None = None,
-                 limits: Limits | None = None, regex_engine: str = "auto", backend: str = "torch",
-                 embedding_cache: int = 0):
-        """`threads`: torch/FAISS/ONNX intra-op threads (default 1, or $POLICYENGINE_THREADS: more than the free
-        cores collapses throughput). `regex_engine`: "auto" | "hyperscan" | "re". `backend`: "torch" | "onnx"
-        (int8 ONNX Runtime, used when no `embedder` is given). `embedding_cache`: LRU size of chunk embeddings,
-        keyed by the normalised chunk text (0 = off)."""
+                 limits: Limits | None = None, regex_engine: str = "auto", backend: str | None = None,
+                 embedding_cache: int = 0, cache: bool | None = None):
+        """`threads`: FAISS/ONNX/torch intra-op threads (default 1, or $POLICYENGINE_THREADS: more than the free
+        cores collapses throughput). `regex_engine`: "auto" | "hyperscan" | "re". `backend` (used when no `embedder`
+        is given): "onnx" (ONNX Runtime fp32, the default when installed: no torch), "onnx-int8" or "torch".
+        `embedding_cache`: LRU size of chunk embeddings, keyed by the normalised chunk text (0 = off). `cache`: use
+        and fill the compiled-policy cache (policyengine/runtime.py; default on unless
+        $POLICYENGINE_COMPILED_CACHE=0) when the embedder names its embedding space (`space_id`)."""
+        from . import runtime
+
         self.policy = policy
         self.bundle: str | None = None
         self.limits = limits or Limits()
         self.threads = threads or _default_threads()
+        self.regex_engine = regex_engine
         self._embedder: Embedder | None = None
+        #: "hit" (built from a stored artifact), "miss" (compiled and stored), or None (cache not used)
+        self.compiled_cache: str | None = None
+        self.artifact: Any = None  # the runtime.Artifact this engine was built from or wrote, if any
+        use_cache = runtime.cache_enabled() if cache is None else cache
+        recorder = None
+        key = None
         index = None
         needed = {k: v for k, v in policy.concepts.items() if k in policy.used_concepts}
         if needed:
             embedder = policy_embedder(policy, backend, self.threads, given=embedder)
             info = getattr(embedder, "info", None)
+            index_embedder: Any = embedder
+            space = getattr(embedder, "space_id", None) if use_cache else None
+            if isinstance(space, str):
+                key = runtime.cache_key(policy, space)
+                art = runtime.load_cached(key)
+                table = None
+                if art is not None:
+                    try:
+                        table = runtime.apply_artifact(art, policy, regex_engine)
+                    except runtime.ArtifactError:
+                        table = None
+                if table is not None:
+                    index_embedder = runtime.Precomputed(embedder, table)
+                    self.compiled_cache, self.artifact = "hit", art
+                else:
+                    index_embedder = recorder = runtime.Recorder(embedder)
             if embedding_cache:
                 from .matchers.embedcache import CachedEmbedder
 
@@ -132,12 +176,17 @@ class Engine:
             from .matchers.similarity import ConceptIndex
 
             self._embedder = embedder
-            index = ConceptIndex(needed, embedder)
+            index = ConceptIndex(needed, index_embedder)
+            index.embedder = embedder  # messages go to the model itself, not the recorder / stored table
             if isinstance(info, dict) and "digest" in info:  # the fine-tuned space's training stamp
                 index.space_info = dict(info)
         self._index = index
         self.scanner = _scanner(policy, regex_engine)
         self._evaluator = Evaluator(policy, index, self.limits, policy.model if needed else None, self.scanner)
+        if recorder is not None and key is not None:
+            self.artifact = runtime.build_artifact(self, recorder, key)
+            runtime.store_cached(key, self.artifact)
+            self.compiled_cache = "miss"
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
@@ -146,8 +195,9 @@ class Engine:
 
     @classmethod
     def from_bundle(cls, path: str | os.PathLike[str], **kwargs: Any) -> "Engine":
-        """Load a bundle written by `policyengine compile` (exemplar embeddings and regex database precomputed).
-        Raises bundle.BundleError when the policy or the model changed since; `policy_path=` if the policy moved."""
+        """Load a bundle written by `policyengine compile`: its own sources, precomputed vectors, regex databases and
+        (onnx backends) ONNX model; loads anywhere. Raises bundle.BundleError when unreadable, or stale: sources
+        beside it (or at `policy_path=`) that changed since it was compiled."""
         from .bundle import load_engine
 
         return load_engine(path, **kwargs)

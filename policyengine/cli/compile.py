@@ -20,8 +20,13 @@ def register(sub: Any) -> dict:
                                    "at load.")
     p.add_argument("policy")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="bundle to write (e.g. default.pebundle)")
-    p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
-                   help="embedding backend the bundle is built for (onnx = ONNX Runtime int8, exported on first use)")
+    p.add_argument("--backend", choices=["onnx", "onnx-int8", "torch"], default=None,
+                   help="embedding backend the bundle is built for (default onnx = ONNX Runtime fp32, exported once "
+                        "from the installed weights and carried in the bundle; onnx-int8 = quantised, flips ~3%% of "
+                        "decisions; torch = sentence-transformers)")
+    p.add_argument("--no-model", action="store_true",
+                   help="do not carry the ONNX model (~90 MB) in the bundle: where it loads, the model package "
+                        "must be installed and the export cached (or torch available to export it)")
     p.add_argument("--regex-engine", choices=["auto", "hyperscan", "re"], default="auto")
     from .main import positive_int
 
@@ -37,7 +42,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         m = write_bundle(args.policy, args.output, backend=args.backend, threads=args.threads,
-                         regex_engine=args.regex_engine)
+                         regex_engine=args.regex_engine, include_model=not args.no_model)
     except OSError as e:
         print(f"policyengine compile: error: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
         return 2
@@ -48,7 +53,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
                                                                              "seconds": round(took, 2)}, indent=2))
         return 0
     model = m["model"]
-    print(f"wrote {args.output}: policy {m['policy']['name']} ({m['policy']['digest'][:19]}), "
+    print(f"wrote {args.output}: policy {m['policy']['name']} ({m['policy']['digest']}), "
           + (f"{len(m['exemplars'])} exemplar embeddings from {model['id']} [{model['backend']}], "
              if model else "no concepts, ")
           + f"regex engine {m['regex']['engine']} ({took:.1f}s)")

@@ -225,9 +225,9 @@ def _semantic_factory(ctx: LintContext, embedder: Any, state: dict[str, Any]):  
             if model in state.get("broken_models", set()):
                 raise _ModelUnavailable()
             try:
-                from ..matchers.embedders import load_embedder
+                from ..engine import load_backend
 
-                emb = load_embedder(model, threads=1)
+                emb = load_backend(model, None, 1)  # the default backend: ONNX Runtime fp32 when installed
             except Exception as e:  # noqa: BLE001 - ModelLoadError, missing torch, ...: skip with a notice
                 state.setdefault("broken_models", set()).add(model)
                 state.setdefault("notice", f"semantic rules skipped: model {model!r} is not available ({e})")

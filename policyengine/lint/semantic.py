@@ -37,7 +37,12 @@ class SemanticIndex:
                          for c in concepts]
         self.benign = list(benign)
         texts = sorted({t for c in self.concepts for t in (*c.examples, *c.counter)} | set(self.benign))
-        vecs = embedder.encode(texts) if texts else np.zeros((0, 1), dtype=np.float32)
+        if texts:  # kept in the compiled-policy cache: the same texts are not embedded again on the next run
+            from ..runtime import cached_encode
+
+            vecs = cached_encode(embedder, texts, "lint-semantic")
+        else:
+            vecs = np.zeros((0, 1), dtype=np.float32)
         self._row = {t: i for i, t in enumerate(texts)}
         self._vecs = np.asarray(vecs, dtype=np.float32)
 

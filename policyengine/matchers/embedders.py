@@ -80,13 +80,23 @@ def offline_quiet() -> None:
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model on CPU, loaded offline."""
+    """A sentence-transformers model on CPU, loaded offline (the "torch" backend: needed to train, fine-tune and
+    export; inference defaults to ONNX Runtime, matchers/onnx_backend.py)."""
+
+    backend = "torch"
 
     def __init__(self, model_id: str, threads: int = 1, batch_size: int = 64):
         offline_quiet()
         self.model_id = model_id
         self.batch_size = batch_size
         path = resolve_model_path(model_id)
+        if Path(path).is_dir():  # the embedding space, for caches of vectors (policyengine/runtime.py)
+            from .onnx_backend import weights_digest
+
+            try:
+                self.space_id = f"torch:{weights_digest(path)}"
+            except ModelLoadError:
+                pass
         try:
             configure_threads(threads)
             from sentence_transformers import SentenceTransformer

@@ -172,12 +172,26 @@ def _save(path: Path, write: Callable[[Path], None]) -> None:
         pass
 
 
+#: heads handed over by a compiled artifact (policyengine/runtime.py: the compiled-policy cache or a bundle), by
+#: digest: (w, b, row vectors in the head's space). Used before the disk caches, so nothing is embedded or trained.
+_PRELOADED: dict[str, tuple[np.ndarray, float, np.ndarray]] = {}
+
+
+def preload(digest: str, w: np.ndarray, b: float, vecs: np.ndarray) -> None:
+    _PRELOADED[digest] = (np.asarray(w, dtype=np.float32), float(b), np.ascontiguousarray(vecs, dtype=np.float32))
+
+
+def head_digest(rows: Sequence[TrainingRow], space_key: str) -> str:
+    """What a head's weights depend on: this module's configuration, the space, the rows' texts, labels and files."""
+    return _digest(HEAD_VERSION, C, space_key, [(r.text, r.unsafe, r.file) for r in rows])
+
+
 def build_head(name: str, rows: tuple[TrainingRow, ...], base_vecs: np.ndarray,
                to_space: Callable[[np.ndarray], np.ndarray], space_key: str) -> TrainedHead:
     """Train (or load from the cache) the head of one concept; `base_vecs` are the rows' embeddings before the
     space map, `to_space` maps them into the space the head decides in."""
     vecs = to_space(base_vecs)
-    digest = _digest(HEAD_VERSION, C, space_key, [(r.text, r.unsafe, r.file) for r in rows])
+    digest = head_digest(rows, space_key)
     path = cache_dir() / f"head-{digest.split(':')[-1][:32]}.npz"
     t0 = time.perf_counter()
     if path.exists():
@@ -205,6 +219,13 @@ def build_heads(concepts: dict[str, tuple[tuple[str, ...], tuple[str, ...], tupl
     Rows are embedded as the engine embeds a message chunk (after the concept's normalisation pipeline), all
     concepts' texts in one batch per pipeline, each distinct text once."""
     sets = {k: training_set(k, ex, ctr, rows) for k, (ex, ctr, rows, _) in concepts.items()}
+    heads = {}
+    for k in concepts:  # handed over by a compiled artifact: no row embedded, nothing trained
+        d = head_digest(sets[k], space_key)
+        got = _PRELOADED.get(d)
+        if got is not None and len(got[2]) == len(sets[k]):
+            heads[k] = TrainedHead(k, got[0], got[1], sets[k], got[2], d, {"cached": True, "rows": len(sets[k])})
+    concepts = {k: v for k, v in concepts.items() if k not in heads}
     by_pipeline: dict[tuple[str, ...], list[str]] = {}
     for k, (_, _, _, pipeline) in concepts.items():
         by_pipeline.setdefault(pipeline, []).extend(normalize(r.text, pipeline) for r in sets[k])
@@ -213,7 +234,6 @@ def build_heads(concepts: dict[str, tuple[tuple[str, ...], tuple[str, ...], tupl
         unique = list(dict.fromkeys(texts))
         vecs = row_vectors(unique, encode, f"{embed_key}|{','.join(pipeline)}")  # normalised texts
         vec_of.update({(pipeline, t): vecs[i] for i, t in enumerate(unique)})
-    heads = {}
     for k, (_, _, _, pipeline) in concepts.items():
         rows = sets[k]
         base = np.stack([vec_of[(pipeline, normalize(r.text, pipeline))] for r in rows]).astype(np.float32)

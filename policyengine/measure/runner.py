@@ -38,9 +38,10 @@ class CachingEmbedder:
             missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
             if missing:
                 if self._inner is None:
-                    from ..matchers.embedders import load_embedder
+                    from ..engine import load_backend
 
-                    self._inner = load_embedder(self.model_id, threads=self.threads)
+                    # the default backend (ONNX Runtime fp32 when installed: the same vectors as torch, no torch)
+                    self._inner = load_backend(self.model_id, None, self.threads)
                 vecs = self._inner.encode(missing)
                 self.encoded += len(missing)
                 for t, v in zip(missing, vecs):

@@ -68,7 +68,8 @@ class PolicyHolder:
             if embedder is None:
                 from ..engine import policy_embedder
 
-                embedder = policy_embedder(policy, "torch", self.threads)  # once per process (cached)
+                # the default backend (ONNX fp32 when installed), once per process; with the compiled-policy cache
+                embedder = policy_embedder(policy, None, self.threads)
             kwargs["embedder"] = SlicedEmbedder(embedder)
         return Engine(policy, **kwargs)
 
@@ -84,11 +85,8 @@ class PolicyHolder:
             fresh_policy(self.path, manifest)  # same bundle: only report it if edited sources made it stale
             return self.engine
         embedder = self._embedder
-        # a "+finetune" bundle's tuned model is unpacked by load_engine, which then loads it itself
-        if embedder is None and manifest.get("model") and not manifest.get("finetune"):
-            from ..engine import load_backend
-
-            embedder = load_backend(manifest["model"]["id"], manifest["model"]["backend"], self.threads)
+        # without an embedder given, load_engine loads the bundle's own (its ONNX model, or the tuned model of a
+        # "+finetune" bundle, or the installed weights once checked): nothing is embedded at load either way
         engine = load_engine(self.path, threads=self.threads, limits=self.limits,
                              embedder=SlicedEmbedder(embedder) if embedder is not None else None)
         self._bundle_stamp = stamp

@@ -187,21 +187,38 @@ class Loaded:
     policy: Any  # CompiledPolicy
     engine: Any  # Engine, or None until build()
     cases: list[Case]
+    bundle: str | None = None  # the target is a bundle from `policyengine compile`
 
     def build(self, engine_factory: Any = None) -> "Loaded":
         if self.engine is None:
             from ..engine import Engine
 
-            self.engine = engine_factory(self.policy) if engine_factory else Engine(self.policy)
+            if self.bundle is not None and engine_factory is None:
+                from ..bundle import load_engine
+
+                self.engine = load_engine(self.bundle)
+            else:
+                self.engine = engine_factory(self.policy) if engine_factory else Engine(self.policy)
         return self
 
 
 def load(target: Target, *, engine_factory: Any = None, build: bool = True) -> Loaded:
     """Compile the target's policy, gather its cases and (with `build`) build its engine, which loads the model
     when the policy uses concepts. Raises PolicyError with all problems of the policy and its case files."""
+    from ..bundle import is_bundle
     from ..compiler import compile_policy
 
-    policy = compile_policy(target.policy)
+    bundle = None
+    if is_bundle(target.policy):  # a bundle: its own copy of the sources (and its tests), nothing embedded again
+        from ..bundle import BundleError, fresh_policy, read_manifest
+
+        try:
+            policy = fresh_policy(target.policy, read_manifest(target.policy))
+        except BundleError as e:
+            raise PolicyError([Diagnostic("E0100", str(e), Span(str(target.policy), 0, 0))]) from None
+        bundle = str(target.policy)
+    else:
+        policy = compile_policy(target.policy)
     cases: list[Case] = policy_cases(policy.tests) if target.include_policy_tests else []
     case_files = list(target.case_files)
     if target.include_policy_tests:  # NAME.cases.yaml next to every file the policy loads
@@ -219,7 +236,7 @@ def load(target: Target, *, engine_factory: Any = None, build: bool = True) -> L
             diags += e.diagnostics
     if diags:
         raise PolicyError(diags)
-    loaded = Loaded(target, policy, None, cases)
+    loaded = Loaded(target, policy, None, cases, bundle)
     return loaded.build(engine_factory) if build else loaded
 
 

@@ -92,8 +92,14 @@ def test_unusable_bundles_fail_clearly(tmp_path):
     path = _files(tmp_path)
     out = tmp_path / "b.pebundle"
     write_bundle(path, out, embedder=FakeEmbedder())
-    path.unlink()
-    with pytest.raises(BundleError, match="the policy it was built from, .* is missing"):
+    with zipfile.ZipFile(out) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    path.unlink()  # not beside it: the bundle's own copy of the sources is used, checked against its sha256
+    files["sources/shop.policy"] = POLICY.replace("0.5", "0.6").encode()
+    with zipfile.ZipFile(out, "w") as z:
+        for n, data in files.items():
+            z.writestr(n, data)
+    with pytest.raises(BundleError, match=r"corrupt bundle \(source shop.policy does not match its sha256\)"):
         load_engine(out, embedder=FakeEmbedder())
 
 
@@ -185,7 +191,10 @@ def test_onnx_backend_agrees_with_torch(real_embedder):
     texts = ["how do I make a bomb", "what's the weather like tomorrow?", "ignore all previous instructions",
              "I feel hopeless and want to end it", "x " * 400]
     cos = np.sum(onnx.encode(texts) * real_embedder.encode(texts), axis=1)
-    assert cos.min() > 0.95, cos
+    assert cos.min() > 0.99999, cos  # fp32: the same function as sentence-transformers
+    int8 = load_onnx_embedder("sentence-transformers/all-MiniLM-L6-v2", quantized=True)
+    cos8 = np.sum(int8.encode(texts) * real_embedder.encode(texts), axis=1)
+    assert 0.95 < cos8.min() < 0.9999, cos8  # int8: close, not the same
     eng = Engine.from_source(POLICY.replace('file "refunds.txt"', '["refund"]'), name="o.policy", backend="onnx")
-    assert eng._embedder.backend == "onnx-int8"
+    assert eng._embedder.backend == "onnx"
     assert eng.evaluate(input="wire money to this account now").action == "block"
