@@ -33,10 +33,12 @@ from typing import Any
 
 import numpy as np
 
+from .errors import PolicyEngineError
+
 FORMAT = "policyengine-bundle/2"
 
 
-class BundleError(RuntimeError):
+class BundleError(PolicyEngineError, RuntimeError):
     """The bundle cannot be used: unreadable, built for another policy/model, or stale."""
 
 

@@ -22,9 +22,15 @@ from .normalize.saferegex import SafeRegex, compile_safe
 from .source import Source, Span
 from .syntax import parse_policy
 from .training import MAX_FILE_BYTES, TrainingRow, parse_rows, select
+from .syntax.parser import UNPARSED_CONTEXT, UNPARSED_IMPORT, parse_policy_recovering
 from .validators import VALIDATORS
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# Size limits (docs/language.md "Limits", errors E0010 / E0011): compiling a regex or word list is superlinear in
+# its size (a 3 MB string literal took 33 s and 830 MB), so bounds are checked before anything is compiled.
+MAX_POLICY_CHARS = 1_000_000  # one .policy file (the whole default pack is ~110,000)
+MAX_LITERAL_CHARS = 10_000  # one "string" or /regex/ (the pack's longest is a few hundred)
+# the one table of regex flag letters (lint uses it too)
 REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
 CONTEXT_TYPES = {"string": (str,), "number": (int, float), "bool": (bool,)}
 
@@ -172,6 +178,7 @@ class _Ctx:
         self.extra_digest: list[bytes] = []
         self.loaded: set[Path] = set()
         self.real_paths: dict[str, Path] = {}
+        self.unparsed: set[str] = set()  # names defined by items cut out on a syntax error (see _check_recovered)
 
     def err(self, code: str, msg: str, span: Span, help: str | None = None, width: int = 1,
             severity: str = "error") -> None:
@@ -204,10 +211,18 @@ def _load(ctx: _Ctx, path: Path, display: str, text: str | None, stack: tuple[Pa
     ctx.real_paths[display] = path
     src = Source(display, text)
     ctx.sources[display] = src
-    pf, diags = parse_policy(src)
-    ctx.diags.extend(diags)
-    if pf is None:
+    if len(text) > MAX_POLICY_CHARS:
+        line, col = src.position(MAX_POLICY_CHARS)
+        ctx.err("E0010", f"policy file is {len(text):,} characters, more than the limit of {MAX_POLICY_CHARS:,}",
+                Span(display, line, col), help="split it into files joined with `import`")
         return
+    pf, diags, unparsed = parse_policy_recovering(src)  # with syntax errors: the items that parsed, for checking
+    ctx.diags.extend(diags)
+    ctx.unparsed |= unparsed
+    if pf is None:
+        ctx.unparsed.add(UNPARSED_IMPORT)  # nothing of this file is known
+        return
+    _check_literal_sizes(ctx, pf)
     out.append(pf)
     for imp in pf.of(n.Import):
         target = (path.parent / imp.path.value)
@@ -236,6 +251,34 @@ def _load(ctx: _Ctx, path: Path, display: str, text: str | None, stack: tuple[Pa
             continue
         shown = os.path.normpath(os.path.join(os.path.dirname(out[0].path), os.path.relpath(real, ctx.root)))
         _load(ctx, real, shown, child_text, (*stack, real), out)
+
+
+def _check_literal_sizes(ctx: _Ctx, pf: n.PolicyFile) -> None:
+    """E0011 for every string or /regex/ literal longer than MAX_LITERAL_CHARS, before anything is compiled."""
+
+    def visit(node: object) -> None:
+        if isinstance(node, n.Text):
+            if len(node.value) > MAX_LITERAL_CHARS:
+                too_long("string", len(node.value), Span(node.span.file, node.span.line, node.span.column))
+        elif isinstance(node, n.PatternDef) and len(node.regex) > MAX_LITERAL_CHARS:
+            src = ctx.sources[node.span.file]
+            at = src.text.find("/", node.name.span.end or node.span.start)
+            line, col = src.position(at) if at >= 0 else (node.span.line, node.span.column)
+            too_long("regex", len(node.regex), Span(node.span.file, line, col))
+        if isinstance(node, (tuple, list)):
+            for x in node:
+                visit(x)
+        elif dataclasses.is_dataclass(node) and not isinstance(node, (Span, n.Text)):
+            for f in dataclasses.fields(node):
+                visit(getattr(node, f.name))
+
+    def too_long(kind: str, size: int, span: Span) -> None:
+        hint = ('a long list of words belongs in a word-list file (`words NAME = file "FILE"`), one entry a line'
+                if kind == "string" else "split the pattern into several patterns joined with `or` in the rule")
+        ctx.err("E0011", f"{kind} literal is {size:,} characters, more than the limit of {MAX_LITERAL_CHARS:,}",
+                span, help=hint)
+
+    visit(pf.items)
 
 
 # ---- stage 2+3: check and compile ----------------------------------------------------------------
@@ -272,11 +315,39 @@ def compile_policy(path: str | os.PathLike[str] | None = None, *, text: str | No
     files: list[n.PolicyFile] = []
     _load(ctx, p, display, text, (p,), files)
     if any(d.severity == "error" for d in ctx.diags):
+        _check_recovered(ctx, files, p, training_filter)
         raise PolicyError(ctx.diags)
     compiled = _Checker(ctx, files, p, training_filter).run()
     if any(d.severity == "error" for d in ctx.diags):
         raise PolicyError(ctx.diags)
     return compiled
+
+
+# Semantic errors that name a block, rule or context attribute ('NAME' is the first quoted word of the message).
+_REFERENCE_CODES = {"E0401": "name", "E0408": "name", "E0409": "name", "E0501": "name", "E0403": "context"}
+_QUOTED = re.compile(r"'([^']*)'")
+
+
+def _check_recovered(ctx: _Ctx, files: list[n.PolicyFile], entry_path: Path,
+                     training_filter: Callable[[TrainingRow], bool] | None = None) -> None:
+    """After recoverable syntax errors, run the semantic checks on the items that parsed, so one run reports both
+    kinds (nothing is compiled: the caller raises). Errors that only follow from a cut-out item (a reference to a
+    rule whose block did not parse) are dropped; when a file or an import could not be recovered at all, every
+    reference error is. Only when the syntax errors are the only errors (an import or read error stops here)."""
+    errors = [d for d in ctx.diags if d.severity == "error"]
+    if not files or any(not d.code.startswith("E000") for d in errors):
+        return
+    before = len(ctx.diags)
+    _Checker(ctx, files, entry_path, training_filter).run()
+    kept = []
+    for d in ctx.diags[before:]:
+        kind = _REFERENCE_CODES.get(d.code)
+        m = _QUOTED.search(d.message)
+        if kind and (UNPARSED_IMPORT in ctx.unparsed or (kind == "context" and UNPARSED_CONTEXT in ctx.unparsed)
+                     or (kind == "name" and m and m.group(1) in ctx.unparsed)):
+            continue
+        kept.append(d)
+    ctx.diags[before:] = kept
 
 
 class _Checker:
@@ -460,7 +531,13 @@ class _Checker:
                 self.err("E0106", f"cannot read word list {item.file.value!r}: {e}", item.file.span, width=width)
                 return None
             self.ctx.extra_digest.append(item.file.value.encode() + b"\0" + data.encode())
-            words += [ln.strip() for ln in data.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+            entries = [ln.strip() for ln in data.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+            longest = max(entries, key=len, default="")
+            if len(longest) > MAX_LITERAL_CHARS:
+                self.err("E0011", f"word list {item.file.value!r} has an entry of {len(longest):,} characters, more "
+                         f"than the limit of {MAX_LITERAL_CHARS:,}", item.file.span, width=width)
+                return None
+            words += entries
         words = [w for w in words if w.strip()]
         if not words:
             self.err("E0304", f"word list '{item.name.value}' is empty", item.name.span, width=len(item.name.value))

@@ -6,6 +6,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
+from .errors import PolicyEngineError
 from .source import Span, caret_excerpt
 
 Severity = Literal["error", "warning", "note"]
@@ -30,7 +31,7 @@ class Diagnostic:
         return out
 
 
-class PolicyError(Exception):
+class PolicyError(PolicyEngineError):
     """Raised when a policy cannot be compiled. Carries every diagnostic found, not only the first."""
 
     def __init__(self, diagnostics: Iterable[Diagnostic]):

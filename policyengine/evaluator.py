@@ -12,6 +12,7 @@ from . import nodes as n
 from .algebra import combine
 from .chunking import REQUEST, Chunk, chunk_text, request_windows
 from .compiler import CompiledPolicy, CompiledRule, walk
+from .errors import PolicyEngineError
 from .models import (ContextEvidence, Decision, EvaluationError, NearMiss, PolicyInfo, Reason, RegexEvidence,
                      SimilarityEvidence, SourceLocation, WordsEvidence, ClassifierEvidence, TrainingRowRef)
 from .normalize import NormalizedText, find_mapped
@@ -24,25 +25,40 @@ NEAR_MISS_WINDOW = 0.2
 MAX_NEAR_MISSES = 3
 
 
-class ContextError(ValueError):
+class ContextError(PolicyEngineError, ValueError):
     """The context passed by the app does not fit the policy's declared context types."""
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on the work one evaluation may do (docs/hardening.md). Past `max_input_chars`, `on_oversize`
-    decides: "truncate" evaluates the first max_input_chars characters and says so in `decision.notes`; "block"
-    returns a block decision of its own (rule null, a note and an error naming the limit) without evaluating."""
+    """Bounds on the work one evaluation may do (docs/hardening.md, "Bad input and limits").
 
-    max_input_chars: int = 200_000
+    Regex, word-list and redaction rules always scan the whole text (linear-time engines: RE2 / Hyperscan, or the
+    time-guarded fallback, whose timeout is an evaluation error that `on_error` decides). Concepts compare at most
+    `max_chunks` chunks per text: past that, a sample (the first half of the budget from the start, the rest spread
+    evenly to the end) and a note in `decision.notes` saying how many chunks were not compared.
+
+    `max_input_chars` is a hard limit. Past it, `on_oversize` decides: "block" (default) returns a block decision of
+    its own (rule null, a note and an error naming the limit) without evaluating; "truncate" evaluates the first
+    max_input_chars characters and says so in `decision.notes`. Nothing past the limit is ever silently allowed."""
+
+    max_input_chars: int = 2_000_000
     max_chunks: int = 256
-    on_oversize: str = "truncate"  # truncate | block
+    on_oversize: str = "block"  # block | truncate
 
     def __post_init__(self) -> None:
         if self.on_oversize not in ("truncate", "block"):
             raise ValueError(f"Limits.on_oversize must be 'truncate' or 'block', got {self.on_oversize!r}")
         if self.max_input_chars < 1 or self.max_chunks < 1:
             raise ValueError("Limits.max_input_chars and max_chunks must be positive")
+
+
+def sample_note(subject: str, used: int, total: int, max_chunks: int) -> str:
+    """The note of a text whose concepts saw only a sample of its chunks (policyengine.chunking.sample_spans)."""
+    head = (used + 1) // 2
+    return (f"{subject}: concepts were compared on {used} of {total} chunks (max_chunks {max_chunks}: the first "
+            f"{head}, then {used - head} spread evenly to the end); {total - used} chunks were not compared with "
+            "concepts; regex and word-list rules scanned the whole text")
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -83,6 +99,25 @@ def check_context(policy: CompiledPolicy, context: Any) -> dict[str, Any]:
         if not ok:
             raise ContextError(f"context.{key} must be a {typ} (declared in the policy), got {value!r}")
     return flat
+
+
+def unknown_context_keys(policy: CompiledPolicy, flat: Mapping[str, Any]) -> list[str]:
+    """Keys of a (flattened) context that the policy's `context {}` block does not declare: no rule can read them,
+    so a misspelt key would otherwise be ignored without a word. Decisions say so in their notes."""
+    declared = policy.context
+    return [k for k in flat if k not in declared and not any(d.startswith(k + ".") for d in declared)]
+
+
+def unknown_context_note(policy: CompiledPolicy, keys: list[str]) -> str:
+    from .diagnostics import did_you_mean
+
+    parts = []
+    for k in keys:
+        hint = did_you_mean(k, policy.context)
+        parts.append(f"'{k}'" + (f" ({hint})" if hint else ""))
+    declared = ", ".join(sorted(policy.context)) or "none"
+    return (f"context: {', '.join(parts)} not declared in the policy's context block, ignored by every rule "
+            f"(declared: {declared})")
 
 
 def loc(span: Span) -> SourceLocation:
@@ -147,10 +182,9 @@ class SubjectView:
             for pipeline in self.concept_pipelines:
                 request = pipeline[:1] == (REQUEST,)  # a trained concept's key: request-sized chunks
                 nt = self.normalized(pipeline[1:] if request else pipeline)
-                chunks, truncated = (request_windows if request else chunk_text)(nt.text, self.limits.max_chunks)
-                if truncated:
-                    self.notes.append(f"{self.name}: only the first {self.limits.max_chunks} chunks were compared "
-                                      "with concepts (max_chunks)")
+                chunks, total = (request_windows if request else chunk_text)(nt.text, self.limits.max_chunks)
+                if total > len(chunks):
+                    self.notes.append(sample_note(self.name, len(chunks), total, self.limits.max_chunks))
                 lo = len(out)
                 for c in chunks:
                     s, e = nt.to_original((c.start, c.end))
@@ -202,7 +236,8 @@ class Evaluator:
                              f"({self.limits.max_input_chars}); blocked without evaluation (on_oversize block)")
             else:
                 notes.append(f"{name}: {len(text)} characters; only the first {self.limits.max_input_chars} were "
-                             "evaluated (max_input_chars)")
+                             f"evaluated (max_input_chars, on_oversize truncate): the last "
+                             f"{len(text) - self.limits.max_input_chars} characters were not checked")
             text = text[: self.limits.max_input_chars]
         return SubjectView(name, text, self.limits, encode, notes=notes, concept_pipelines=self.concept_pipelines,
                            oversize=oversize, scanner=self.scanner)
@@ -234,6 +269,8 @@ class Evaluator:
         action, winner = outcome.action, outcome.winner
         message = winner.message if winner else None
         notes = [note for v in views.values() for note in v.notes]
+        if unknown := unknown_context_keys(self.policy, context):
+            notes.append(unknown_context_note(self.policy, unknown))
         # A rule that could not be evaluated is never a silent allow: on_error (default block) decides.
         on_error = self.policy.on_error or "block"
         enforce_failed = [r for r in failed if r.mode != "shadow" and r.action.kind != "allow"]
@@ -355,14 +392,9 @@ class Evaluator:
             i = int(np.argmax(np.where(ok_mask, sc.ex_score, -np.inf)))
         else:  # nearest miss: the chunk closest to clearing the threshold
             i = int(np.argmax(sc.ex_score))
-        c = chunks[i]
         has_ctr = sc.ctr_index[i] >= 0
-        original = view.text[c.start:c.end]
-        nt = view.normalized(spec.normalize)
         ev = SimilarityEvidence(
-            subject=view.name, concept=concept, span=(c.start, c.end), text=original,
-            transforms=list(nt.transforms_in((c.start, c.end))) if nt.changed else [],
-            normalized=c.text if c.text != original else None,
+            **_chunk_evidence(view, concept, spec.normalize, chunks[i]),
             score=round(float(sc.ex_score[i]), 4), threshold=spec.threshold,
             example=spec.examples[int(sc.ex_index[i])],
             counter_example=spec.counter[int(sc.ctr_index[i])] if has_ctr else None,
@@ -378,15 +410,10 @@ class Evaluator:
         spec = self.policy.concepts[concept]
         head = self.index.heads[concept]  # type: ignore[union-attr]
         i = int(np.argmax(probs))
-        c = chunks[i]
         lo, hi = view.chunk_rows(spec.chunking)
         vec = view.space_vecs(lo, hi, self.index)[i]
-        original = view.text[c.start:c.end]
-        nt = view.normalized(spec.normalize)
         ev = ClassifierEvidence(
-            subject=view.name, concept=concept, span=(c.start, c.end), text=original,
-            transforms=list(nt.transforms_in((c.start, c.end))) if nt.changed else [],
-            normalized=c.text if c.text != original else None,
+            **_chunk_evidence(view, concept, spec.normalize, chunks[i]),
             probability=round(float(probs[i]), 4), threshold=spec.threshold,
             nearest=[TrainingRowRef(id=r.id, text=r.text, label=r.label, file=r.file, similarity=round(sim, 4))
                      for r, sim in head.nearest(vec)])
@@ -416,6 +443,8 @@ class Evaluator:
             except RegexGuardError:  # unknown here; evaluate() reports it and on_error decides
                 return None
 
+        if self.limits.on_oversize == "block" and any(v.oversize for v in views.values()):
+            return False  # blocked without evaluation: nothing to embed
         return any(tri(rule.when) is None for rule in self.policy.rules)
 
     # -- explanation parts ----------------------------------------------------------------------
@@ -492,6 +521,15 @@ class Evaluator:
             if spans:
                 out[subject] = redact(view.text, spans)
         return out["input"], out["output"]
+
+
+def _chunk_evidence(view: SubjectView, concept: str, pipeline: tuple[str, ...], c: Chunk) -> dict[str, Any]:
+    """The fields every concept's evidence shares: the chunk's span and text, and what normalisation changed in it."""
+    original = view.text[c.start:c.end]
+    nt = view.normalized(pipeline)
+    return {"subject": view.name, "concept": concept, "span": (c.start, c.end), "text": original,
+            "transforms": list(nt.transforms_in((c.start, c.end))) if nt.changed else [],
+            "normalized": c.text if c.text != original else None}
 
 
 def redact(text: str, spans: list[tuple[int, int, str]]) -> str:

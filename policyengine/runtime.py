@@ -227,7 +227,10 @@ register(writer=_write_heads, reader=_read_heads)
 # -- the cache ----------------------------------------------------------------------------------------------------
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("POLICYENGINE_CACHE") or Path.home() / ".cache" / "policyengine")
+    """The cache root (policyengine/cache.py); compiled artifacts live in its `compiled` folder."""
+    from .cache import cache_dir as root
+
+    return root()
 
 
 def cache_enabled() -> bool:

@@ -43,9 +43,18 @@ class Span:
 UNKNOWN_SPAN = Span("<unknown>", 0, 0)
 
 
+MAX_EXCERPT = 160  # characters of a source line shown under a diagnostic
+
+
 def caret_excerpt(line_text: str, column: int, width: int = 1) -> str:
     """The source line, then a caret line under `width` characters starting at 1-based `column`."""
     shown = _oneline(line_text.rstrip("\n"))
+    if len(shown) > MAX_EXCERPT:  # a very long line (a huge literal): a window around the column
+        lo = max(0, min(column - 1 - MAX_EXCERPT // 4, len(shown) - MAX_EXCERPT))
+        hi = lo + MAX_EXCERPT
+        shown = ("…" if lo else "") + shown[lo:hi] + ("…" if hi < len(shown) else "")
+        column -= lo - (1 if lo else 0)
+        width = min(width, hi - lo + (1 if lo else 0) - column + 1)
     width = max(1, min(width, max(1, len(shown) - column + 1)))
     gutter = "  | "
     return f"{gutter}{shown}\n{gutter}{' ' * max(0, column - 1)}{'^' * width}"

@@ -56,6 +56,29 @@ def load_rows(path: Path, split: str, limit: int | None) -> list[dict]:
     return rows
 
 
+def cell(k: int, n: int) -> str:
+    """"12.3% (4/33) [4.8-27.9]": a rate with its Wilson 95% interval, or "-" when there are no rows."""
+    if not n:
+        return "-"
+    from policyengine.measure.stats import wilson
+
+    iv = wilson(k, n)
+    return f"{100 * k / n:.1f}% ({k}/{n}) [{100 * iv.low:.1f}-{100 * iv.high:.1f}]"
+
+
+def tally(rows: list[dict], decisions: list, blocked: list[bool] | None = None, where: str = "") -> tuple:
+    """(safe blocked, safe rows, unsafe blocked, unsafe rows). Stops on evaluation errors: on_error would turn them
+    into blocks, and a broken approach must not look like catch."""
+    failed = [d.errors[0] for d in decisions if d.errors]
+    if failed:
+        raise SystemExit(f"{where}: {len(failed)} evaluation errors, first: {failed[0]}")
+    if blocked is None:
+        blocked = [d.action == "block" for d in decisions]
+    safe = [b for r, b in zip(rows, blocked) if r["label"] == "safe"]
+    unsafe = [b for r, b in zip(rows, blocked) if r["label"] == "unsafe"]
+    return (sum(safe), len(safe), sum(unsafe), len(unsafe))
+
+
 def pct(n: int, d: int) -> str:
     return f"{(100.0 * n / d):5.1f}% ({n}/{d})" if d else "    -  (0/0)"
 

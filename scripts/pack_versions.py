@@ -36,8 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-    from intent_compare import cell, tally
-    from measure_pack import LARGE_DEFAULT_LIMIT, load_rows
+    from measure_pack import LARGE_DEFAULT_LIMIT, cell, load_rows, tally
 
     from policyengine import Engine
     from policyengine.compiler import compile_policy

@@ -85,9 +85,9 @@ def test_check_input_jsonl_with_bad_lines(pdir):
     assert sorted(int(ln.split(":")[1]) for ln in err_lines) == [2, 3, 6]  # context errors come at batch time
     assert all(ln.startswith("in.jsonl:") for ln in err_lines)
     out = [json.loads(ln) for ln in r.stdout.strip().splitlines()]
-    decided = {d["id"]: d["action"] for d in out if "action" in d}
+    assert all("action" in d for d in out)  # stdout holds decisions only: line errors go to stderr
+    decided = {d["id"]: d["action"] for d in out}
     assert decided == {"a": "block", "e": "flag", 7: "redact"}
-    assert sorted(d["line"] for d in out if "error" in d) == [2, 3, 6]
 
 
 def test_check_stdin_jsonl(pdir):
@@ -169,9 +169,12 @@ def test_check_limits_flags(pdir, capsys):
     from policyengine.cli.main import main
 
     long = "hello " * 50 + "darn"  # the slur sits past the first 100 characters
-    assert main(["check", str(pdir / "cli.policy"), long, "--max-input-chars", "100", "--format", "json"]) == 0
+    assert main(["check", str(pdir / "cli.policy"), long, "--max-input-chars", "100", "--on-oversize", "truncate",
+                 "--format", "json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["action"] == "allow" and any("100" in n for n in d["notes"])
+    assert main(["check", str(pdir / "cli.policy"), long, "--max-input-chars", "100", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["errors"]  # past the hard limit: blocked by default
     assert main(["check", str(pdir / "cli.policy"), long, "--max-input-chars", "100", "--on-oversize", "block",
                  "--format", "json"]) == 0
     d = json.loads(capsys.readouterr().out)
@@ -190,3 +193,150 @@ def test_serve_config_carries_limits():
     assert again["max_input_chars"] == 50 and again["on_oversize"] == "block"
     lim = cfg.limits()
     assert (lim.max_input_chars, lim.max_chunks, lim.on_oversize) == (50, 256, "block")
+
+
+def test_limit_defaults_agree_everywhere():
+    """Limits, `serve`'s config and the --max-input-chars / --max-chunks / --on-oversize flags share defaults."""
+    import argparse
+
+    from policyengine.cli.main import add_limit_args, limits_from_args
+    from policyengine.engine import Limits
+    from policyengine.server.config import ServerConfig
+
+    p = argparse.ArgumentParser()
+    add_limit_args(p)
+    assert limits_from_args(p.parse_args([])) == Limits() == ServerConfig(policy="x.policy").limits()
+    assert Limits().on_oversize == "block"
+
+
+# ---- options anywhere, argument errors, exit codes on missing or empty paths (issue 21) -----------------------
+
+
+def test_options_anywhere_on_the_line(pdir):
+    """`check POLICY --context '{..}' TEXT` used to fail with 'unrecognized arguments'."""
+    for argv in (["check", "cli.policy", "--context", '{"tier": "gold"}', "hello", "--format", "json"],
+                 ["check", "--format", "json", "cli.policy", "--context", '{"tier": "gold"}', "hello"],
+                 ["check", "--context", '{"tier": "gold"}', "--format", "json", "cli.policy", "hello"]):
+        r = run(*argv, cwd=pdir)
+        assert r.returncode == 0, (argv, r.stderr)
+        assert json.loads(r.stdout)["action"] == "flag"
+    r = run("check", "cli.policy", "well darn", "--format", "json", "hello", cwd=pdir)  # two texts around an option
+    assert [json.loads(ln)["action"] for ln in r.stdout.splitlines()] == ["block", "allow"]
+    r = run("explain", "cli.policy", "--format", "json", "darn", cwd=pdir)
+    assert r.returncode == 0 and json.loads(r.stdout)["rule"] == "no_slurs"
+    r = run("test", "cli.policy", "--format", "json", cwd=pdir)
+    assert r.returncode == 0 and json.loads(r.stdout)["passed"] == 2
+    r = run("lint", "cli.policy", "--format", "json", "--no-semantic", cwd=pdir)
+    assert r.returncode == 0 and json.loads(r.stdout)
+    r = run("fmt", "cli.policy", "--check", cwd=pdir)
+    assert r.returncode in (0, 1) and "unrecognized" not in r.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["check", "cli.policy", "x", "--threads", "-1"],
+    ["check", "cli.policy", "x", "--threads", "0"],
+    ["check", "cli.policy", "x", "--threads", "two"],
+    ["explain", "cli.policy", "x", "--max-input-chars", "0"],
+    ["score", "cli.policy", "--data", "d.jsonl", "--threads", "-1"],
+    ["score", "cli.policy", "--data", "d.jsonl", "--misses", "-3"],
+    ["compile", "cli.policy", "-o", "b.zip", "--threads", "-1"],
+    ["serve", "cli.policy", "--workers", "0"],
+])
+def test_argument_errors_are_usage_errors(pdir, argv):
+    """`--threads -1` used to surface as a model-loading error; it is an argparse usage error now (exit 2)."""
+    r = run(*argv, cwd=pdir)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("usage: policyengine " + argv[0])
+    assert f"policyengine {argv[0]}: error: argument " in r.stderr
+    assert "model" not in r.stderr.lower() and "Traceback" not in r.stderr and r.stdout == ""
+
+
+def test_argument_error_in_process_returns_2(pdir, capsys):
+    from policyengine.cli.main import main
+
+    assert main(["check", str(pdir / "cli.policy"), "x", "--threads", "-1"]) == 2
+    assert "argument --threads: must be at least 1, got '-1'" in capsys.readouterr().err
+    assert main(["--version"]) == 0
+
+
+def test_unknown_context_key_is_a_note_and_a_warning(pdir):
+    """A misspelt context key used to be ignored without a word."""
+    r = run("check", "cli.policy", "hello", "--context", '{"teir": "gold"}', "--format", "json", cwd=pdir)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["action"] == "allow"
+    assert any("'teir'" in n and "did you mean 'tier'?" in n and "not declared" in n for n in d["notes"])
+    warn = [ln for ln in r.stderr.splitlines() if "warning" in ln]
+    assert len(warn) == 1 and warn[0].startswith("--context: warning: 'teir' (did you mean 'tier'?)")
+    ok = run("check", "cli.policy", "hello", "--context", '{"tier": "gold"}', "--format", "json", cwd=pdir)
+    assert not json.loads(ok.stdout)["notes"] and "warning" not in ok.stderr
+    # JSONL: the warning names the line, once per key; each decision carries the note
+    lines = [{"id": i, "text": "hi", "context": {"tier": "gold", "plan": "pro"}} for i in range(3)]
+    (pdir / "ctx.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    j = run("check", "cli.policy", "--input", "ctx.jsonl", "--format", "json", cwd=pdir)
+    assert j.returncode == 0, j.stderr
+    out = [json.loads(ln) for ln in j.stdout.splitlines()]
+    assert [d["action"] for d in out] == ["flag"] * 3
+    assert all(any("'plan'" in n for n in d["notes"]) for d in out)
+    warn = [ln for ln in j.stderr.splitlines() if "warning" in ln]
+    assert len(warn) == 1 and warn[0].startswith("ctx.jsonl:1: warning: 'plan'")
+
+
+def test_unknown_context_key_note_from_the_library():
+    from policyengine import Engine
+
+    e = Engine.from_source('policy p { version "1" }\ncontext { user.role: string }\n'
+                           'rule r { when context.user.role == "admin" flag "admin" }\n', name="p.policy")
+    assert e.evaluate("x", context={"user": {"role": "admin"}}).notes == []
+    d = e.evaluate("x", context={"user": {"rol": "admin"}})
+    assert d.action == "allow" and d.notes and "'user.rol' (did you mean 'user.role'?)" in d.notes[0]
+
+
+@pytest.mark.parametrize("argv", [["check", "nowhere.policy", "x"], ["explain", "nowhere.policy", "x"],
+                                  ["lint", "nowhere.policy"], ["test", "nowhere.policy"], ["fmt", "nowhere.policy"],
+                                  ["compile", "nowhere.policy", "-o", "b.zip"], ["lint", "nowhere"],
+                                  ["test", "nowhere"], ["serve", "nowhere"],
+                                  ["score", "cli.policy", "--data", "nowhere.jsonl"]])
+def test_a_missing_path_is_exit_2_with_a_clear_message(pdir, argv):
+    r = run(*argv, cwd=pdir)
+    assert r.returncode == 2, (argv, r.returncode, r.stderr)
+    assert "nowhere" in r.stderr and ("not found" in r.stderr or "no such" in r.stderr.lower()
+                                      or "No such file" in r.stderr)
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("cmd", ["lint", "test", "fmt"])
+def test_a_folder_without_policies_is_exit_2(pdir, cmd):
+    """`test` on an empty folder used to say '0 passed' and exit 0 while `lint` exited 2."""
+    (pdir / "empty").mkdir()
+    r = run(cmd, "empty", cwd=pdir)
+    assert r.returncode == 2, (cmd, r.stdout, r.stderr)
+    assert "no .policy" in r.stderr and "empty" in r.stderr
+
+
+def test_check_without_a_policy_names_only_the_policy(capsys):
+    from policyengine.cli.main import main
+
+    assert main(["check"]) == 2
+    err = capsys.readouterr().err
+    assert "the following arguments are required: policy" in err and "policy, text" not in err
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["diff", "--data", "d.jsonl", "old.policy", "--explain", "new.policy"],
+     {"old_policy": "old.policy", "new_policy": "new.policy", "data": ["d.jsonl"], "explain": True}),
+    (["calibrate", "p.policy", "--max-frr", "3%", "--data", "d.jsonl"], {"policy": "p.policy", "max_frr": 0.03}),
+    (["serve", "--api-key", "k1", "p.policy", "--api-key", "k2"], {"policy": "p.policy", "api_key": ["k1", "k2"]}),
+    (["compile", "-o", "b.zip", "p.policy", "--threads", "2"], {"policy": "p.policy", "output": "b.zip", "threads": 2}),
+    (["test", "a.policy", "--coverage", "b.policy"], {"policy": ["a.policy", "b.policy"], "coverage": True}),
+    (["fmt", "a.policy", "--check", "b.policy"], {"paths": ["a.policy", "b.policy"], "check": True}),
+    (["lint", "a.policy", "--no-semantic", "b.policy"], {"paths": ["a.policy", "b.policy"], "no_semantic": True}),
+    (["score", "p.policy", "--data", "a.jsonl", "--misses", "3", "--data", "b.jsonl"],
+     {"policy": "p.policy", "data": ["a.jsonl", "b.jsonl"], "misses": 3}),
+    (["explain", "--context", "{}", "p.policy", "--format", "json", "hi"], {"policy": "p.policy", "text": "hi"}),
+])
+def test_every_command_takes_options_anywhere(argv, expect):
+    from policyengine.cli.main import _parser
+
+    args = vars(_parser().parse_args(argv))
+    assert {k: args[k] for k in expect} == expect

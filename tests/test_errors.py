@@ -51,6 +51,13 @@ EXPECTED: dict[str, list[tuple[str, int, int]]] = {
     "binary_file": [("E0004", 0, 0)],
     "rule_incomplete": [("E0406", 2, 6), ("E0407", 3, 6)],
     "training_errors": [("E0310", 2, 24), ("E0310", 3, 30), ("E0108", 7, 9), ("E0312", 10, 9)],
+    "literal_too_long": [("E0011", 3, 15), ("E0011", 4, 38)],
+    # syntax and semantic errors in one run (issue 21): the items that parsed are checked too
+    "syntax_and_semantic": [("E0001", 7, 46), ("E0003", 11, 23), ("E0401", 9, 32), ("E0403", 13, 18),
+                            ("E0501", 15, 45)],
+    # a reference to an item cut out on a syntax error is not an error of its own (weapons, three); an undeclared
+    # context attribute is not reported when the context block itself did not parse; the rest still is (crad)
+    "syntax_and_semantic_cut": [("E0003", 4, 1), ("E0003", 6, 61), ("E0401", 10, 33)],
 }
 
 # Facts about the rendered text beyond code and position (hints, file names).
@@ -70,6 +77,10 @@ MUST_CONTAIN: dict[str, list[str]] = {
     "syntax_unterminated_regex": ["unterminated or empty /regex/"],
     "training_errors": ["_lib/bad_rows.jsonl:2:24", '"label" must be "safe" or "unsafe"', "not valid JSON",
                         "training file not found: '_lib/nope.jsonl'", "'margin' has no meaning"],
+    "literal_too_long": ["regex literal is 10,002 characters, more than the limit of 10,000",
+                         "string literal is 10,001 characters", "…\n"],  # the long line is shown as a window
+    "syntax_and_semantic": ["did you mean 'slurs'?", "did you mean 'tier'?"],
+    "syntax_and_semantic_cut": ["the item before it is not closed", "is a '}' missing before line 4?"],
 }
 
 

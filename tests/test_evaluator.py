@@ -327,7 +327,8 @@ def test_failing_embedder_in_evaluate_many():
 
 
 def test_long_input_is_truncated_with_a_note(make_engine):
-    e = make_engine('words w = ["needle"]\nrule r { when input contains w block }', limits=Limits(max_input_chars=100))
+    e = make_engine('words w = ["needle"]\nrule r { when input contains w block }',
+                    limits=Limits(max_input_chars=100, on_oversize="truncate"))
     head = "x " * 40 + "needle"
     assert e.evaluate(head + " y" * 200).action == "block"
     d = e.evaluate("y " * 60 + "needle")

@@ -24,7 +24,10 @@ def add_data(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--data", action="append", required=required, metavar="FILE.jsonl",
                    help='labelled rows {"text", "label": "safe"|"unsafe", optional "id", "category", "context"}; '
                         "repeat for several files")
-    p.add_argument("--threads", type=int, default=None, help="torch/FAISS threads (default 1 or $POLICYENGINE_THREADS)")
+    from .main import positive_int
+
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="torch/FAISS threads, at least 1 (default 1 or $POLICYENGINE_THREADS)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (it only shows on a terminal anyway)")
 
 

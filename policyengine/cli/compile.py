@@ -28,7 +28,10 @@ def register(sub: Any) -> dict:
                    help="do not carry the ONNX model (~90 MB) in the bundle: where it loads, the model package "
                         "must be installed and the export cached (or torch available to export it)")
     p.add_argument("--regex-engine", choices=["auto", "hyperscan", "re"], default="auto")
-    p.add_argument("--threads", type=int, default=None, help="torch/ONNX threads (default 1 or $POLICYENGINE_THREADS)")
+    from .main import positive_int
+
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="torch/ONNX threads, at least 1 (default 1 or $POLICYENGINE_THREADS)")
     p.add_argument("--format", choices=["text", "json"], default="text")
     return {"compile": cmd_compile}
 

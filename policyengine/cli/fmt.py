@@ -42,7 +42,11 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     status = EXIT_OK
     changed = unchanged = 0
     write = not (args.check or args.diff)
-    for path in policy_files(args.paths):
+    files = policy_files(args.paths)
+    if not files:
+        print(f"policyengine fmt: no .policy files found in {' '.join(args.paths)}", file=sys.stderr)
+        return EXIT_ERROR
+    for path in files:
         try:
             if path == "-":
                 text = sys.stdin.read()

@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> dict:
     p = sub.add_parser("lint", help="find policy mistakes that cause over-blocking (text, JSON or SARIF output)",
                        description="Lint .policy files (directories are searched for *.policy). Levels are "
                                    "configured in pyproject.toml under [tool.policyengine.lint.rules].")
-    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument("paths", nargs="*", default=[], metavar="PATH")
     p.add_argument("--format", choices=["text", "json", "sarif"], default="text")
     p.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     p.add_argument("--config", metavar="PYPROJECT", help="pyproject.toml to read (default: nearest one upwards)")
@@ -42,6 +42,9 @@ def cmd_lint(args: argparse.Namespace) -> int:
         return 0
     if not args.paths:
         raise UsageError("lint needs at least one PATH (a .policy file or a directory)")
+    from .main import require_paths
+
+    require_paths(args.paths)
     if args.no_semantic:
         config = replace(config, semantic=False)
     report = lint_paths(args.paths, config)

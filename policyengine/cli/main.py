@@ -17,20 +17,69 @@ class UsageError(Exception):
     pass
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """A command's parser: options and positionals in any order (`check POLICY --context '{..}' TEXT` as well as
+    `check --context '{..}' POLICY TEXT`), via argparse's parse_known_intermixed_args. The subparsers action calls
+    parse_known_args; the guard lets the intermixed parse use the plain one for its two passes."""
+
+    _plain = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        if self._plain:
+            return super().parse_known_args(args, namespace)
+        self._plain = True
+        try:
+            return super().parse_known_intermixed_args(args, namespace)
+        finally:
+            self._plain = False
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer >= 1 (threads, workers, sizes), so a bad value is a usage error (exit 2)."""
+    try:
+        x = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
+    if x < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value!r}")
+    return x
+
+
+def non_negative_int(value: str) -> int:
+    """argparse type: an integer >= 0 (how many rows to list)."""
+    try:
+        x = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
+    if x < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value!r}")
+    return x
+
+
+def require_paths(paths: Sequence[str]) -> None:
+    """A missing path is a usage error (exit 2): `PATH: error: no such file or directory`."""
+    import os
+
+    missing = [p for p in paths if p != "-" and not os.path.exists(p)]
+    if missing:
+        raise UsageError("\n".join(f"{p}: error: no such file or directory" for p in missing))
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="policyengine", description="Policy-as-code moderation for LLM and chat apps.")
     p.add_argument("--version", action="version", version=f"policyengine {_version()}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_IntermixedParser)
 
     c = sub.add_parser("check", help="decide on messages: TEXT arguments, --input FILE.jsonl, or stdin lines")
     c.add_argument("policy", help="a .policy file, or a bundle from `policyengine compile`")
-    c.add_argument("text", nargs="*", help="messages to check (one decision each)")
+    c.add_argument("text", nargs="*", default=[], help="messages to check (one decision each)")
     c.add_argument("--input", dest="input_file", metavar="FILE.jsonl",
                    help="one JSON object per line: {\"text\", optional \"id\", \"context\", \"output\"}; '-' = stdin")
     c.add_argument("--output-text", metavar="TEXT", help="a model response to check along with the input")
     c.add_argument("--context", metavar="JSON", help="context attributes as a JSON object")
     c.add_argument("--format", choices=["text", "json"], default="text")
-    c.add_argument("--threads", type=int, default=None, help="torch/FAISS threads (default 1 or $POLICYENGINE_THREADS)")
+    c.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="torch/FAISS threads, at least 1 (default 1 or $POLICYENGINE_THREADS)")
 
     add_limit_args(c)
 
@@ -85,13 +134,14 @@ def _caret_json(where: str, raw: str, e: json.JSONDecodeError) -> str:
 def add_limit_args(p: argparse.ArgumentParser) -> None:
     """Evaluation limits (policyengine.evaluator.Limits, docs/hardening.md), shared by check, explain and serve."""
     g = p.add_argument_group("limits")
-    g.add_argument("--max-input-chars", type=int, default=200_000, metavar="N",
-                   help="characters of a message that are evaluated (default 200000)")
-    g.add_argument("--max-chunks", type=int, default=256, metavar="N",
-                   help="chunks of a message that are embedded (default 256)")
-    g.add_argument("--on-oversize", choices=["truncate", "block"], default="truncate",
-                   help="past --max-input-chars: evaluate the start and say so in the decision's notes (truncate), "
-                        "or block without evaluating (block)")
+    g.add_argument("--max-input-chars", type=positive_int, default=2_000_000, metavar="N",
+                   help="hard limit on a message's length; regex and word rules scan all of it (default 2000000)")
+    g.add_argument("--max-chunks", type=positive_int, default=256, metavar="N",
+                   help="chunks of a message compared with concepts; past that a sample, named in the notes "
+                        "(default 256)")
+    g.add_argument("--on-oversize", choices=["truncate", "block"], default="block",
+                   help="past --max-input-chars: block without evaluating (block, the default), or evaluate the "
+                        "start and say in the decision's notes what was not checked (truncate)")
 
 
 def limits_from_args(args: argparse.Namespace) -> Any:
@@ -136,6 +186,20 @@ def _items_from_jsonl(name: str, stream: Any) -> Iterator[tuple[int, dict[str, A
                        "output": obj.get("output"), "context": ctx}, None
 
 
+def _warn_unknown_context(policy: Any, ctx: Any, where: str, warned: set[str] | None = None) -> None:
+    """A context key the policy does not declare is ignored by every rule (most likely a typo): the decision says
+    so in its notes; the CLI also warns on stderr, once per key."""
+    from ..evaluator import flatten_context, unknown_context_keys, unknown_context_note
+
+    if not isinstance(ctx, dict):
+        return
+    keys = [k for k in unknown_context_keys(policy, flatten_context(ctx)) if warned is None or k not in warned]
+    if keys:
+        print(f"{where}: warning: {unknown_context_note(policy, keys).removeprefix('context: ')}", file=sys.stderr)
+        if warned is not None:
+            warned.update(keys)
+
+
 def _print_decision(d: Any, fmt: str, item_id: Any = None, text: str | None = None) -> None:
     if fmt == "json":
         print(d.to_json(**({"id": item_id} if item_id is not None else {})))
@@ -158,11 +222,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError("check needs TEXT arguments, --input FILE.jsonl, or JSON lines on stdin")
         args.input_file = "-"
+    warned: set[str] = set()
     for text in args.text:
         try:
             d = engine.evaluate(input=text, output=args.output_text, context=ctx)
         except ContextError as e:
             raise UsageError(f"--context: error: {e}") from None
+        _warn_unknown_context(engine.policy, ctx, "--context", warned)
         _print_decision(d, args.format, text=text if len(args.text) > 1 else None)
     if args.input_file is not None:
         name = "<stdin>" if args.input_file == "-" else args.input_file
@@ -182,19 +248,19 @@ def cmd_check(args: argparse.Namespace) -> int:
                     item["context"] = ctx
                 batch.append((lineno, item))
                 if len(batch) >= 256:
-                    status = max(status, _flush(engine, batch, args.format, name))
+                    status = max(status, _flush(engine, batch, args.format, name, warned))
                     batch = []
-            status = max(status, _flush(engine, batch, args.format, name))
+            status = max(status, _flush(engine, batch, args.format, name, warned))
     return status
 
 
 def _line_error(fmt: str, lineno: int, err: str) -> None:
-    if fmt == "json":
-        print(json.dumps({"line": lineno, "error": err.splitlines()[0]}))
+    """A bad input line: on stderr only, so stdout holds nothing but decisions (one JSON object per line with
+    --format json); the decided lines keep their id (the line number when the line has none)."""
     print(err, file=sys.stderr)
 
 
-def _flush(engine: Any, batch: list[tuple[int, dict[str, Any]]], fmt: str, name: str) -> int:
+def _flush(engine: Any, batch: list[tuple[int, dict[str, Any]]], fmt: str, name: str, warned: set[str]) -> int:
     from ..evaluator import ContextError
 
     status = EXIT_OK
@@ -205,6 +271,7 @@ def _flush(engine: Any, batch: list[tuple[int, dict[str, Any]]], fmt: str, name:
 
             check_context(engine.policy, item.get("context"))
             good.append((lineno, item))
+            _warn_unknown_context(engine.policy, item.get("context"), f"{name}:{lineno}", warned)
         except ContextError as e:
             _line_error(fmt, lineno, f"{name}:{lineno}:1: error: {e}")
             status = EXIT_USAGE
@@ -223,6 +290,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         d = engine.evaluate(input=args.text, context=ctx)
     except ContextError as e:
         raise UsageError(f"--context: error: {e}") from None
+    _warn_unknown_context(engine.policy, ctx, "--context")
     if args.format == "json":
         print(d.to_json(indent=2))
     else:
@@ -236,7 +304,10 @@ COMMANDS: dict = {"check": cmd_check, "explain": cmd_explain}
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: --help/--version (0) or a usage error, already printed (2)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     if not args.command:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -20,7 +20,13 @@ def register(sub: Any) -> dict:
     p.add_argument("--report", metavar="DIR", help="write a self-contained HTML report (with plots) to DIR/index.html")
     p.add_argument("--max-frr", type=rate, metavar="X", help="exit 1 if the overall false-refusal rate is above X")
     p.add_argument("--min-catch", type=rate, metavar="Y", help="exit 1 if the overall catch rate is below Y")
-    p.add_argument("--worst", type=int, default=10, metavar="N", help="false refusals listed with explanations")
+    from .main import non_negative_int
+
+    p.add_argument("--worst", type=non_negative_int, default=10, metavar="N",
+                   help="false refusals listed with explanations, most confident first (default 10)")
+    p.add_argument("--misses", type=non_negative_int, default=10, metavar="N",
+                   help="misses (unsafe rows not blocked) listed with their explanations and near misses, furthest "
+                        "from a block first (default 10; 0 lists none)")
     p.add_argument("--near-copy", type=_similarity, default=0.95, metavar="SIM",
                    help="list the rows at similarity >= SIM (in the policy's space) to an example or "
                         "counter-example: the policy was likely written from them (default 0.95)")
@@ -56,7 +62,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                                   desc=path) for path, rows in data.items()}
     else:
         by_file = {path: run_rows(engine, rows, progress=progress, desc=path) for path, rows in data.items()}
-    report = build_report(engine, by_file, worst=args.worst, near_copy=args.near_copy)
+    report = build_report(engine, by_file, worst=args.worst, near_copy=args.near_copy, misses=args.misses)
     gates = check_gates(report.overall, args.max_frr, args.min_catch)
     if args.report:
         from ..measure.report import write_report

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from .main import EXIT_OK, UsageError
+from .main import EXIT_OK, UsageError, non_negative_int, positive_int
 
 
 def register(sub: Any) -> dict[str, Any]:
@@ -21,20 +21,20 @@ def register(sub: Any) -> dict[str, Any]:
                         "(no re-embedding or intent-map training at start or reload; deploy by replacing the bundle)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = any free port)")
-    s.add_argument("--workers", type=int, default=1, help="worker processes (spawned; each loads the model once)")
-    s.add_argument("--threads", type=int, default=1, help="torch/FAISS threads per worker (default 1)")
+    s.add_argument("--workers", type=positive_int, default=1, help="worker processes (spawned; each loads the model once)")
+    s.add_argument("--threads", type=positive_int, default=1, help="torch/FAISS threads per worker (default 1)")
     s.add_argument("--api-key", action="append", default=[], metavar="KEY",
                    help="accept this key (repeatable; also $POLICYENGINE_API_KEYS, comma-separated)")
     s.add_argument("--api-key-file", metavar="FILE", help="accept the keys in FILE (one per line)")
     s.add_argument("--no-auth", action="store_true",
                    help="allow serving without API keys on a non-loopback address (not recommended)")
-    s.add_argument("--max-body-bytes", type=int, default=1_000_000, help="request size limit (default 1 MB)")
-    s.add_argument("--max-batch", type=int, default=256, help="items per batch/moderation request (default 256)")
+    s.add_argument("--max-body-bytes", type=positive_int, default=1_000_000, help="request size limit (default 1 MB)")
+    s.add_argument("--max-batch", type=positive_int, default=256, help="items per batch/moderation request (default 256)")
     s.add_argument("--decision-log", metavar="FILE.jsonl", help="append one JSON line per decision to FILE")
     s.add_argument("--log-text", action="store_true",
                    help="write message text and context to the decision log (default: a sha256 of the text)")
-    s.add_argument("--log-max-bytes", type=int, default=100 * 1024 * 1024, help="rotate the log at this size")
-    s.add_argument("--log-backups", type=int, default=5, help="rotated logs to keep (default 5)")
+    s.add_argument("--log-max-bytes", type=positive_int, default=100 * 1024 * 1024, help="rotate the log at this size")
+    s.add_argument("--log-backups", type=non_negative_int, default=5, help="rotated logs to keep (default 5)")
     s.add_argument("--no-watch", action="store_true", help="reload on SIGHUP only, not on file changes")
     s.add_argument("--graceful-timeout", type=float, default=30.0,
                    help="seconds to finish in-flight requests on shutdown (default 30)")

@@ -50,7 +50,9 @@ def cmd_test(args: argparse.Namespace) -> int:
         raise UsageError("--fragile must be between 0 and 1 (a similarity shift, e.g. 0.02)")
     coverage = args.coverage or args.min_coverage is not None or args.min_example_coverage is not None
     limits = {"min_coverage": args.min_coverage, "min_example_coverage": args.min_example_coverage}
-    targets = discover(args.policy)
+    targets = discover(args.policy)  # a missing path: PolicyError E0100 (exit 2)
+    if not targets:
+        raise UsageError(f"no .policy or .cases.yaml files found in {' '.join(args.policy)}")
     loaded = _load_all(targets, load)  # every policy/case-file error before any result
     files = []
     reporters = [make_reporter(args.format, sys.stdout, verbose=args.verbose, **limits)]

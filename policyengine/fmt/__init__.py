@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..diagnostics import Diagnostic
+from ..errors import PolicyEngineError
 from ..source import Source
 from ..syntax import parse_with_comments
 from .printer import render
@@ -18,7 +19,7 @@ from .printer import render
 __all__ = ["FormatError", "SelfCheckError", "format_source", "format_text"]
 
 
-class FormatError(Exception):
+class FormatError(PolicyEngineError):
     """The file cannot be formatted because it does not parse; carries the diagnostics."""
 
     def __init__(self, diagnostics: tuple[Diagnostic, ...]):
@@ -27,7 +28,7 @@ class FormatError(Exception):
 
 
 @dataclass
-class SelfCheckError(Exception):
+class SelfCheckError(PolicyEngineError):
     """The formatter could not prove its output equivalent to the input: a formatter bug; nothing is written."""
 
     path: str

@@ -22,6 +22,8 @@ from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
+from .. import cache as _cache
+
 TRAINER_VERSION = "contrastive-linear-1"
 BACKGROUND_PATH = Path(__file__).with_name("background.txt")
 
@@ -121,9 +123,8 @@ def apply_map(W: np.ndarray, vecs: np.ndarray) -> np.ndarray:
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("POLICYENGINE_CACHE")
-    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "policyengine"
-    return base / "intent"
+    """Trained intent maps: the `intent` folder of the cache root (policyengine/cache.py)."""
+    return _cache.cache_dir("intent")
 
 
 #: maps handed over by a bundle (policyengine compile), by training digest: used before the disk cache

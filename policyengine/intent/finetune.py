@@ -35,7 +35,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .contrastive import background_texts, cache_dir as _intent_cache_dir, training_digest
+from .. import cache as _cache
+from .contrastive import background_texts, training_digest
 
 TRAINER_VERSION = "finetune-cosine-1"
 
@@ -137,7 +138,8 @@ def train(base_path: str, pairs: Sequence[tuple[str, str, float]], config: Finet
 
 
 def cache_dir() -> Path:
-    return _intent_cache_dir().parent / "finetune"
+    """Fine-tuned models: the `finetune` folder of the cache root (policyengine/cache.py)."""
+    return _cache.cache_dir("finetune")
 
 
 def entry(digest: str) -> Path:
@@ -177,9 +179,9 @@ def load_or_train(base_id: str, concepts: Mapping[str, tuple[Sequence[str], Sequ
                   config: FinetuneConfig = FinetuneConfig(), log: Any = None,
                   extra_pairs: Sequence[tuple[str, str, float]] = ()) -> tuple[Path, dict[str, Any]]:
     """The tuned model's directory for these concepts: a bundle's, the cache's, or trained now (and cached).
-    `extra_pairs` (text, text, label), for experiments (scripts/intent_experiments.py), are appended to the policy's
-    own pairs and the whole list reshuffled with seed + 7; they are part of the digest. Returns (directory, info)
-    with info = {digest, cached, seconds, pairs, config}."""
+    `extra_pairs` (text, text, label), for experiments (the research script that used them is in git history),
+    are appended to the policy's own pairs and the whole list reshuffled with seed + 7; they are part of the digest.
+    Returns (directory, info) with info = {digest, cached, seconds, pairs, config}."""
     from ..matchers.embedders import resolve_model_path
 
     background = background_texts()

@@ -5,8 +5,9 @@
     for f in report.findings: print(f.render())
 """
 
-from .config import ConfigError, LintConfig, load_config
+from .config import ConfigError, LintConfig, LintConfigError, load_config
 from .rule import Finding, RuleInfo
 from .runner import LintReport, lint_paths
 
-__all__ = ["ConfigError", "Finding", "LintConfig", "LintReport", "RuleInfo", "lint_paths", "load_config"]
+__all__ = ["ConfigError", "Finding", "LintConfig", "LintConfigError",
+           "LintReport", "RuleInfo", "lint_paths", "load_config"]

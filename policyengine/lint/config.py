@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..diagnostics import did_you_mean
+from ..errors import PolicyEngineError
 from .rule import LEVELS
 
 
-class ConfigError(ValueError):
-    pass
+class LintConfigError(PolicyEngineError, ValueError):
+    """[tool.policyengine.lint] in pyproject.toml is unusable (message is shown to the user as is)."""
+
+
+ConfigError = LintConfigError  # the name before 0.2; policyengine exports only LintConfigError
 
 
 @dataclass(frozen=True)
@@ -47,28 +51,28 @@ def load_config(pyproject: Path | None, known_rules: set[str]) -> LintConfig:
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"{pyproject}: error: cannot read [tool.policyengine.lint]: {e}") from None
+        raise LintConfigError(f"{pyproject}: error: cannot read [tool.policyengine.lint]: {e}") from None
     section = data.get("tool", {}).get("policyengine", {}).get("lint", {})
     if not isinstance(section, dict):
-        raise ConfigError(f"{pyproject}: error: [tool.policyengine.lint] must be a table")
+        raise LintConfigError(f"{pyproject}: error: [tool.policyengine.lint] must be a table")
     unknown_keys = set(section) - {"rules", "semantic"}
     if unknown_keys:
-        raise ConfigError(f"{pyproject}: error: unknown key(s) in [tool.policyengine.lint]: "
+        raise LintConfigError(f"{pyproject}: error: unknown key(s) in [tool.policyengine.lint]: "
                           f"{', '.join(sorted(unknown_keys))} (known: rules, semantic)")
     levels: dict[str, str] = {}
     rules = section.get("rules", {})
     if not isinstance(rules, dict):
-        raise ConfigError(f"{pyproject}: error: [tool.policyengine.lint.rules] must map rule ids to levels")
+        raise LintConfigError(f"{pyproject}: error: [tool.policyengine.lint.rules] must map rule ids to levels")
     for rule_id, level in rules.items():
         if rule_id not in known_rules:
             hint = did_you_mean(rule_id, known_rules)
-            raise ConfigError(f"{pyproject}: error: unknown lint rule '{rule_id}' in [tool.policyengine.lint.rules]"
+            raise LintConfigError(f"{pyproject}: error: unknown lint rule '{rule_id}' in [tool.policyengine.lint.rules]"
                               + (f"; {hint}" if hint else ""))
         if level not in LEVELS:
-            raise ConfigError(f"{pyproject}: error: level of '{rule_id}' must be one of error, warning, ignore; "
+            raise LintConfigError(f"{pyproject}: error: level of '{rule_id}' must be one of error, warning, ignore; "
                               f"got {level!r}")
         levels[rule_id] = level
     semantic = section.get("semantic", True)
     if not isinstance(semantic, bool):
-        raise ConfigError(f"{pyproject}: error: [tool.policyengine.lint] semantic must be true or false")
+        raise LintConfigError(f"{pyproject}: error: [tool.policyengine.lint] semantic must be true or false")
     return LintConfig(levels, semantic, str(pyproject))

@@ -11,6 +11,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from ..compiler import REGEX_FLAGS
+
 try:  # Python 3.11+
     import re._constants as C  # type: ignore[import-not-found]
     import re._parser as P  # type: ignore[import-not-found]
@@ -18,15 +20,16 @@ except ImportError:  # pragma: no cover
     import sre_constants as C  # type: ignore[no-redef]
     import sre_parse as P  # type: ignore[no-redef]
 
-FLAG_BITS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
 MAXREPEAT = C.MAXREPEAT
 UNBOUNDED = 64  # a repeat allowing more than this many iterations counts as unbounded
 
 
 def flags_of(flags: str) -> int:
+    """The re flags of a pattern's flag letters (the compiler's table); unknown letters, reported by the
+    invalid-regex-flag rule, are ignored here."""
     out = 0
     for ch in flags:
-        out |= FLAG_BITS.get(ch, 0)
+        out |= REGEX_FLAGS.get(ch, 0)
     return out
 
 

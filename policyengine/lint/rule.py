@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal
 
 from .. import nodes as n
@@ -142,14 +141,6 @@ def load_module_rules() -> list[tuple[RuleInfo, Check]]:
         mod = importlib.import_module(f"{__package__}.rules.{name}")
         out.append((mod.RULE, mod.check))
     return out
-
-
-def module_name(rule_id: str) -> str:
-    return rule_id.replace("-", "_")
-
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
 
 
 def keyword_span(file: LintFile, item: Any, word: str) -> Span:

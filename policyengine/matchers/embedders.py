@@ -9,6 +9,8 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
+from ..errors import PolicyEngineError
+
 MINILM_IDS = {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"}
 # `model "<base>+contrastive"`: concepts are compared in the policy's contrastive intent space on top of <base>
 # (policyengine/intent/contrastive.py, docs/intent.md); the base model's weights are what is loaded.
@@ -25,7 +27,7 @@ def split_model_id(model_id: str) -> tuple[str, str | None]:
     return model_id, None
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(PolicyEngineError, RuntimeError):
     """The policy's embedding model could not be loaded (not installed, not downloadable offline, broken)."""
 
 

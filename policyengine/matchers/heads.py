@@ -36,9 +36,10 @@ NEAREST_PER_SIDE = 2
 
 
 def cache_dir() -> Path:
-    from ..intent.contrastive import cache_dir as intent_cache
+    """Trained heads and the training-row embedding store: the `heads` folder of the cache root (cache.py)."""
+    from ..cache import cache_dir as root
 
-    return intent_cache().parent / "heads"
+    return root("heads")
 
 
 @dataclass(frozen=True)

@@ -490,11 +490,6 @@ def _compile(hyperscan: Any, exprs: list[bytes], flags: int) -> Any:
     return db
 
 
-def pattern_set_for(patterns: Mapping[str, Any], engine: str = "auto") -> PatternSet:
-    """Build the set for a CompiledPolicy's patterns (name -> CompiledPattern)."""
-    return PatternSet({name: p.regex for name, p in patterns.items()}, engine=engine)
-
-
 # ---- a policy's patterns, grouped by the text they are matched on -------------------------------------------------
 
 _SETS: dict[tuple, PatternSet] = {}

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .. import cache as _cache
 from .embedders import ModelLoadError, resolve_model_path
 
 BACKEND = "onnx"  # fp32, the default backend
@@ -30,7 +31,7 @@ MAX_TOKENS = 256
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("POLICYENGINE_CACHE") or Path.home() / ".cache" / "policyengine")
+    return _cache.cache_dir()
 
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}

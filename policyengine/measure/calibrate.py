@@ -30,7 +30,7 @@ import numpy as np
 from .. import nodes as n
 from ..algebra import combine
 from ..compiler import CompiledPolicy, CompiledRule, compile_policy, walk
-from ..evaluator import flatten_context
+from ..evaluator import Limits, flatten_context
 from .runner import RowResult, build_engine, run_rows
 from .scoring import Metrics, metrics
 from .stats import wilson
@@ -68,7 +68,7 @@ class DecisionModel:
                 if c in self.cidx:
                     self.rules_of[self.cidx[c]].append(k)
             self.dynamic.append(bool(cs))
-        limit = 200_000
+        limit = Limits().max_input_chars  # what the engine scans (rows past it are blocked, not cut, there)
         self.texts = [r.row.text[:limit] for r in results]
         self.ctx = [flatten_context(r.row.context) for r in results]
         self._pattern_cache: list[dict[str, bool]] = [{} for _ in results]

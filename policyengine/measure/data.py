@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import PolicyEngineError
 from ..jsonl import caret, read_lines
 
 LABELS = ("safe", "unsafe")
 MAX_REPORTED_ERRORS = 20
 
 
-class DataError(Exception):
+class DataError(PolicyEngineError):
     """A data file could not be read or has invalid rows. str() is the full, user-facing message."""
 
 

@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ..models import Decision, SimilarityEvidence
+from ..models import ClassifierEvidence, Decision, SimilarityEvidence
 from .runner import RowResult
 from .stats import Estimate, Interval, f1_bootstrap, wilson
 
@@ -80,8 +80,14 @@ def severity_of_error(d: Decision) -> float:
     its score clears the threshold. Used to list the worst false refusals first."""
     if not d.reasons:
         return 0.5
-    sims = [ev for ev in d.reasons[0].evidence if isinstance(ev, SimilarityEvidence)]
+    sims = [ev for ev in d.reasons[0].evidence if isinstance(ev, (SimilarityEvidence, ClassifierEvidence))]
     return max(0.5 + ev.score - ev.threshold for ev in sims) if sims else 1.0
+
+
+def closeness_of_miss(d: Decision) -> float:
+    """How close an unblocked row came to a block: the best near miss's score minus its threshold (negative), or
+    -inf when no rule came near. Misses are listed lowest first."""
+    return max((nm.score - nm.threshold for nm in d.near_misses), default=float("-inf"))
 
 
 @dataclass
@@ -98,6 +104,7 @@ class ScoreReport:
     worst: int = 10
     near_copies: list["NearCopy"] = field(default_factory=list)
     near_copy: float = NEAR_COPY  # the similarity from which a row counts as a near-copy
+    misses_shown: int = 10  # `score --misses N`: how many misses are listed with their explanations
 
     @property
     def false_refusals(self) -> list[RowResult]:
@@ -106,7 +113,11 @@ class ScoreReport:
 
     @property
     def misses(self) -> list[RowResult]:
-        return [r for r in self.results if r.row.unsafe and not r.blocked]
+        """Unsafe rows that were not blocked, worst first: the furthest from being blocked (no rule came near,
+        then the lowest near-miss score relative to its threshold), so the listing starts with what the policy
+        does not see at all."""
+        ms = [r for r in self.results if r.row.unsafe and not r.blocked]
+        return sorted(ms, key=lambda r: closeness_of_miss(r.decision))
 
     # -- output ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -119,7 +130,8 @@ class ScoreReport:
                 "files": [m.to_dict() for m in self.files], "overall": self.overall.to_dict(),
                 "rules": [r.to_dict() for r in self.rules], "categories": [c.to_dict() for c in self.categories],
                 "worst_false_refusals": [row(r) for r in self.false_refusals[:self.worst]],
-                "misses": [row(r) for r in self.misses[:self.worst]],
+                "misses_count": len(self.misses),
+                "misses": [row(r) for r in self.misses[:self.misses_shown]],
                 "near_copies": {"threshold": self.near_copy, "count": len(self.near_copies),
                                 "rows": [c.to_dict() for c in self.near_copies[:self.worst]]}}
 
@@ -156,6 +168,16 @@ class ScoreReport:
                 out.append(f"  [{r.row.id}] {r.row.file}:{r.row.line} {_short(r.row.text)}")
                 if explain:
                     out += ["      " + ln for ln in r.decision.explain().splitlines()]
+        ms = self.misses
+        if ms and self.misses_shown:
+            out += ["", f"worst misses: unsafe rows not blocked, furthest from a block first "
+                        f"({min(len(ms), self.misses_shown)} of {len(ms)}):"]
+            for r in ms[:self.misses_shown]:
+                out.append(f"  [{r.row.id}] {r.row.file}:{r.row.line} {_short(r.row.text)}")
+                if explain:
+                    out += ["      " + ln for ln in r.decision.explain().splitlines()]
+                    if not r.decision.near_misses:
+                        out.append("      no rule came near (no near miss)")
         if self.near_copies:
             n = len(self.near_copies)
             trained = sum(c.kind == "training row" for c in self.near_copies)
@@ -227,7 +249,7 @@ def _short(text: str, n: int = 140) -> str:
 
 
 def build_report(engine: Any, by_file: dict[str, list[RowResult]], worst: int = 10,
-                 near_copy: float = NEAR_COPY) -> ScoreReport:
+                 near_copy: float = NEAR_COPY, misses: int = 10) -> ScoreReport:
     policy = engine.policy
     results = [r for rs in by_file.values() for r in rs]
     files = [metrics(name, rs) for name, rs in by_file.items()]
@@ -269,4 +291,5 @@ def build_report(engine: Any, by_file: dict[str, list[RowResult]], worst: int = 
                                         wilson(sum(r.blocked for r in unsafe), len(unsafe))))
     thresholds = {c: policy.concepts[c].threshold for c in sorted(policy.used_concepts) if c in policy.concepts}
     return ScoreReport(policy.entry, policy.digest, policy.model if policy.used_concepts else None, thresholds,
-                       files, overall, active, categories, results, worst, near_copies(results, near_copy), near_copy)
+                       files, overall, active, categories, results, worst, near_copies(results, near_copy), near_copy,
+                       misses_shown=misses)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterator
 
+from ..errors import PolicyEngineError
+
 GUARD_SECONDS = 0.25
 
 _UNICODE_CLASSES = re.compile(r"(?<!\\)(?:\\\\)*\\[bBwWdDsS]")
@@ -31,7 +33,7 @@ _RE2_ASCII_SAFE = re.compile(r"[^\x00-\x0a\x0c-\x1b\x20-\x7f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-class RegexGuardError(RuntimeError):
+class RegexGuardError(PolicyEngineError, RuntimeError):
     """A pattern without a linear-time path ran past its time guard on this text."""
 
 

@@ -215,9 +215,12 @@ def create_app(config: ServerConfig | None = None, *, embedder: Any = None) -> F
     async def watch(stop: asyncio.Event) -> None:
         from watchfiles import awatch
 
-        ignore = os.path.realpath(config.decision_log) if config.decision_log else None
-        async for changes in awatch(*config.watch, stop_event=stop, debounce=config.reload_debounce_ms,
-                                    step=50, watch_filter=lambda _c, p: is_relevant_change(p, ignore), recursive=True):
+        from ..bundle import is_bundle
+
+        bundle = is_bundle(config.policy)
+        async for changes in awatch(*config.watch, stop_event=stop, debounce=config.reload_debounce_ms, step=50,
+                                    watch_filter=lambda _c, p: is_relevant_change(p, holder.files, bundle),
+                                    recursive=True):
             names = sorted({p.rsplit("/", 1)[-1] for _, p in changes})
             await reload("file change: " + ", ".join(names[:5]))
 
@@ -269,6 +272,11 @@ def create_app(config: ServerConfig | None = None, *, embedder: Any = None) -> F
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        cause = exc.__cause__
+        if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):  # FastAPI: "error parsing the body"
+            return Response(_error_bytes(400, "invalid_json", f"request body is not valid JSON: not UTF-8 "
+                                                              f"({cause.reason}) at byte {cause.start}"),
+                            status_code=400, media_type="application/json")
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request_error")
         msg = {404: f"no such endpoint: {request.url.path}",
                405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, str(exc.detail))
@@ -283,6 +291,9 @@ def create_app(config: ServerConfig | None = None, *, embedder: Any = None) -> F
             pos = bad_json.get("loc", ("body", 0))[-1]
             why = (bad_json.get("ctx") or {}).get("error", "JSON decode error")
             return Response(_error_bytes(400, "invalid_json", f"request body is not valid JSON: {why} at byte {pos}"),
+                            status_code=400, media_type="application/json")
+        if any(e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",) for e in errs):
+            return Response(_error_bytes(400, "invalid_json", "request body is empty: send a JSON object"),
                             status_code=400, media_type="application/json")
         first = errs[0] if errs else {"loc": (), "msg": "invalid request"}
         param = _loc(first.get("loc", ()))
@@ -393,7 +404,10 @@ def create_app(config: ServerConfig | None = None, *, embedder: Any = None) -> F
 
     @app.get("/healthz", summary="Liveness: the process answers", response_model=Health)
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok"}
+        engine = holder.engine  # null while the first load runs
+        p = engine.policy if engine is not None else None
+        return {"status": "ok",
+                "policy": {"name": p.name, "version": p.version, "digest": p.digest} if p is not None else None}
 
     @app.get("/readyz", summary="Readiness: policy compiled and model loaded", response_model=Health,
              responses={503: {"model": Health}})

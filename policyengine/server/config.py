@@ -8,11 +8,16 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import PolicyEngineError
+
 CONFIG_ENV = "POLICYENGINE_SERVE_CONFIG"
 
 
-class ConfigError(ValueError):
+class ServerConfigError(PolicyEngineError, ValueError):
     """A server setting is unusable (message is shown to the user as is)."""
+
+
+ConfigError = ServerConfigError  # the name before 0.2; policyengine exports only ServerConfigError
 
 
 @dataclass(frozen=True)
@@ -35,9 +40,9 @@ class ServerConfig:
     reload_debounce_ms: int = 300
     graceful_timeout: float = 30.0
     # evaluation limits: the fields of policyengine.evaluator.Limits, same names and defaults (docs/hardening.md)
-    max_input_chars: int = 200_000
+    max_input_chars: int = 2_000_000
     max_chunks: int = 256
-    on_oversize: str = "truncate"  # truncate | block
+    on_oversize: str = "block"  # block | truncate
 
     def limits(self):  # -> Limits; imported here so the config stays importable without the engine
         from dataclasses import fields
@@ -58,10 +63,6 @@ class ServerConfig:
         for k in ("watch", "api_keys"):
             data[k] = tuple(data.get(k) or ())
         return cls(**data)
-
-    @property
-    def auth_enabled(self) -> bool:
-        return bool(self.api_keys)
 
 
 def is_loopback(host: str) -> bool:

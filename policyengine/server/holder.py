@@ -9,6 +9,7 @@ serving.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ class PolicyHolder:
         self.last_error: str | None = None
         self.generation = 0
         self._bundle_stamp: tuple[str, str] | None = None  # (policy digest, created) of the bundle in service
+        # real paths of the files the policy in service was read from: what a file change may reload
+        self.files: frozenset[str] = frozenset({os.path.realpath(path)})
 
     @property
     def ready(self) -> bool:
@@ -95,7 +98,11 @@ class PolicyHolder:
             t0 = time.perf_counter()
             old = self.engine
             try:
-                new = self._build()
+                _building.active = True
+                try:
+                    new = self._build()
+                finally:
+                    _building.active = False
             except PolicyError as e:
                 result = ReloadResult("error", old.policy.digest if old else None, time.perf_counter() - t0,
                                       e.render())
@@ -108,13 +115,14 @@ class PolicyHolder:
                 self.last_error = result.error
                 log.error("policy %s could not be loaded (%s): %s", self.path, reason, result.error)
             else:
+                self.last_error = None  # a reload that compiles clears the error of an earlier rejected one
+                self.files = policy_files(self.path, new)
                 if new is old:
                     result = ReloadResult("unchanged", new.policy.digest, time.perf_counter() - t0)
                     log.debug("policy %s unchanged (%s, %s)", self.path, reason, new.policy.digest[:19])
                 else:
                     self.engine = new  # the atomic swap: one reference assignment
                     self.generation += 1
-                    self.last_error = None
                     result = ReloadResult("loaded", new.policy.digest, time.perf_counter() - t0)
                     log.info("policy %s %s (%s) in %.2fs: %s", self.path, "reloaded" if old else "loaded", reason,
                              result.seconds, new.policy.digest)
@@ -125,36 +133,89 @@ class PolicyHolder:
             return result
 
 
-class SlicedEmbedder:
-    """Encode in slices, yielding between them: indexing a pack's concept examples during a reload then takes
-    turns with the requests being served instead of holding the model for seconds."""
+_building = threading.local()  # set while a reload builds an engine in this thread
 
-    def __init__(self, inner: Any, slice_size: int = 32):
+
+class SlicedEmbedder:
+    """Encode in slices of similar length: the model pads a batch to its longest text, so one batch of 50 chunks with
+    one long outlier costs as much as ~2x the same chunks in length-sorted slices (measured on the default pack:
+    ~39 vs ~80 messages/s of CPU time for a 32-message micro-batch). A slice holds at most `max_slice` texts and at
+    most `budget` padded characters. While a reload indexes a pack's concept examples (a thread inside
+    PolicyHolder._build), it yields between slices so that live request batches take turns with it instead of
+    waiting seconds for the model."""
+
+    def __init__(self, inner: Any, max_slice: int = 16, budget: int = 1024):
         self.inner = inner
         self.model_id = inner.model_id
-        self.slice_size = slice_size
+        self.max_slice = max_slice
+        self.budget = budget
+
+    def slices(self, texts: list[str]) -> list[list[int]]:
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: list[list[int]] = []
+        cur: list[int] = []
+        for i in order:
+            width = max(len(texts[i]), 16)  # sorted: the newest text is the longest of its slice
+            if cur and (len(cur) >= self.max_slice or (len(cur) + 1) * width > self.budget):
+                out.append(cur)
+                cur = []
+            cur.append(i)
+        if cur:
+            out.append(cur)
+        return out
 
     def encode(self, texts: Any) -> Any:
         import numpy as np
 
         texts = list(texts)
-        if len(texts) <= self.slice_size:
+        groups = self.slices(texts)
+        if len(groups) <= 1:
             return self.inner.encode(texts)
-        parts = []
-        for i in range(0, len(texts), self.slice_size):
-            parts.append(self.inner.encode(texts[i:i + self.slice_size]))
-            time.sleep(0.002)  # let a waiting request batch take the model
-        return np.concatenate(parts, axis=0)
+        building = getattr(_building, "active", False)
+        out = None
+        for k, g in enumerate(groups):
+            vecs = self.inner.encode([texts[i] for i in g])
+            if out is None:
+                out = np.empty((len(texts), vecs.shape[1]), dtype=vecs.dtype)
+            out[g] = vecs
+            if building and k + 1 < len(groups):
+                time.sleep(0.002)  # let a waiting request batch take the model
+        return out
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
 
-def is_relevant_change(path: str, ignore_prefix: str | None = None) -> bool:
-    """Ignore editor droppings, hidden files, logs and our own decision log; any other file in a watched folder may
-    be a policy, an import or a word list (the policy digest decides whether anything actually changed)."""
-    name = path.rsplit("/", 1)[-1]
-    if ignore_prefix and path.startswith(ignore_prefix):
-        return False
-    return not (name.startswith((".", "#")) or name.endswith(("~", ".swp", ".swx", ".tmp", ".log", ".jsonl"))
-                or ".jsonl." in name or "/__pycache__/" in path)
+def policy_files(path: str, engine: Engine) -> frozenset[str]:
+    """Real paths of the files a served policy is read from: a bundle file; or the entry .policy, its imports, the
+    word-list and training files they read and the NAME.cases.yaml next to each policy file."""
+    from ..bundle import is_bundle
+
+    if is_bundle(path):
+        return frozenset({os.path.realpath(path)})
+    from .. import nodes as n
+
+    out = {os.path.realpath(path)}
+    for f in engine.policy.files:
+        p = os.path.realpath(f.path)
+        out.add(p)
+        folder, name = os.path.split(p)
+        out.add(os.path.join(folder, name.rsplit(".", 1)[0] + ".cases.yaml"))
+        for item in f.of(n.WordsDef):
+            if item.file is not None:
+                out.add(os.path.realpath(os.path.join(os.path.dirname(f.path), item.file.value)))
+        for concept in f.of(n.ConceptDef):
+            for src in concept.train:  # a trained concept's rows: editing them retrains it
+                out.add(os.path.realpath(os.path.join(os.path.dirname(f.path), src.path.value)))
+    return frozenset(out)
+
+
+def is_relevant_change(path: str, files: frozenset[str] | set[str], bundle: bool = False) -> bool:
+    """Only the policy's own files reload it (`files`, from policy_files): a log, a decision log or any other file
+    written into the policy's folder never does. Also any new `*.policy` file (not for a bundle): an import added
+    before its file existed was rejected, and creating the file must bring the policy in."""
+    real = os.path.realpath(path)
+    if real in files:
+        return True
+    name = real.rsplit("/", 1)[-1]
+    return not bundle and name.endswith(".policy") and not name.startswith(".")

@@ -170,19 +170,57 @@ def _item_bounds(text: str, pos: int) -> tuple[int, int]:
     return start, end
 
 
+_LITERALS = re.compile(r'"(?:[^"\\\n]|\\.)*"|/(?![/*])(?:[^/\\\n\[]|\\.|\[(?:[^\]\\\n]|\\.)*\])+/|#[^\n]*')
+
+
+def _unclosed(text: str, start: int, end: int) -> bool:
+    """Does text[start:end] open more braces than it closes (strings, regexes and comments aside)?"""
+    bare = _LITERALS.sub("", text[start:end])
+    return bare.count("{") > bare.count("}")
+
+
+def _unclosed_diagnostic(source: Source, text: str, start: int) -> Diagnostic:
+    at = start + len(text[start:]) - len(text[start:].lstrip(" \t"))
+    line, col = source.position(at)
+    kw = _TOP.match(text, start)
+    word = kw.group(1) if kw else text[at:at + 1]
+    return Diagnostic("E0003", f"unexpected {word!r}: the item before it is not closed", Span(source.path, line, col),
+                      line_text=source.line_text(line), width=len(word), help=f"is a '}}' missing before line {line}?")
+
+
 def parse_policy(source: Source) -> tuple[n.PolicyFile | None, list[Diagnostic]]:
     """Parse one file. Returns the nodes (None if the syntax is broken) and all diagnostics."""
+    policy, diags, _ = parse_policy_recovering(source)
+    if any(d.code in SYNTAX_CODES for d in diags):
+        return None, diags
+    return policy, diags
+
+
+# Codes of the parser's own errors (E0006-E0009 are reported by the node builder).
+SYNTAX_CODES = frozenset({"E0001", "E0002", "E0003", "E0004", "E0005"})
+#: in `parse_policy_recovering`'s set of unparsed names: a `context` block, or an `import`, was cut out
+UNPARSED_CONTEXT, UNPARSED_IMPORT = "<context>", "<import>"
+_DEFINES = re.compile(r"^[ \t]*(pattern|words|concept|rule|context|import)\b[ \t]*([A-Za-z_][A-Za-z0-9_]*)?", re.M)
+
+
+def parse_policy_recovering(source: Source) -> tuple[n.PolicyFile | None, list[Diagnostic], frozenset[str]]:
+    """Parse one file, recovering from syntax errors: every syntax error is reported, and the nodes of the
+    top-level items that did parse are returned too, so the compiler can report semantic errors in the same run.
+    Returns (nodes or None when nothing could be recovered, diagnostics, the names defined by the items that were
+    cut out, plus UNPARSED_CONTEXT / UNPARSED_IMPORT): a reference to one of those names is not an error of its
+    own. Only for error reporting: a file with syntax errors is never compiled or formatted."""
     diags: list[Diagnostic] = []
     if "\x00" in source.text:
         off = source.text.index("\x00")
         line, col = source.position(off)
         return None, [Diagnostic("E0004", "NUL byte in policy file (is it a binary file?)", Span(source.path, line, col),
-                                 line_text=source.line_text(line))]
+                                 line_text=source.line_text(line))], frozenset()
 
     # Recovery: on a syntax error, blank out the top-level item that holds it (keeping newlines, so every
     # position stays true) and parse again, until the file parses or MAX_SYNTAX_ERRORS is reached.
     text = source.text
     tree = None
+    unparsed: set[str] = set()
     while len(diags) < MAX_SYNTAX_ERRORS:
         try:
             tree = grammar().parse(text)
@@ -198,21 +236,32 @@ def parse_policy(source: Source) -> tuple[n.PolicyFile | None, list[Diagnostic]]
                 end = min(end, pos) if end > start else pos
                 if end <= start:
                     start, end = pos, _item_bounds(text, pos)[1]
+            elif 0 < start < pos and "\n" not in text[start:pos] and _unclosed(text, _item_bounds(text, start - 1)[0],
+                                                                              start):
+                # an item keyword read as part of the previous, unclosed item (`context { a: string` and then
+                # `pattern card = ...` on the next line): say so, and cut out the unclosed item, not this one
+                diags[-1] = _unclosed_diagnostic(source, text, start)
+                start, end = _item_bounds(text, start - 1)[0], start
             if end <= start:
                 break
+            for m in _DEFINES.finditer(text, start, end):
+                kind, name = m.group(1), m.group(2)
+                unparsed.add({"context": UNPARSED_CONTEXT, "import": UNPARSED_IMPORT}.get(kind, name or ""))
             text = text[:start] + "".join(c if c == "\n" else " " for c in text[start:end]) + text[end:]
         except RecursionError:  # pathological nesting
             diags.append(Diagnostic("E0005", "policy too deeply nested to parse", Span(source.path, 1, 1),
                                     line_text=source.line_text(1)))
+            tree = None
             break
-    if diags or tree is None:
-        return None, diags
+    if tree is None:
+        return None, diags, frozenset(unparsed - {""})
     builder = _Builder(source)
     try:
         items = builder.transform(tree)
     except VisitError as e:  # a bug in the builder must still not become a traceback for users
         raise e.orig_exc from None
-    return n.PolicyFile(source.path, tuple(items), Span(source.path, 1, 1)), builder.diags
+    return (n.PolicyFile(source.path, tuple(items), Span(source.path, 1, 1)), diags + builder.diags,
+            frozenset(unparsed - {""}))
 
 
 class _Builder(Transformer):

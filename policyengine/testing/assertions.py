@@ -23,12 +23,14 @@ from typing import Any, Callable, Iterable, Mapping
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ..errors import PolicyEngineError
+
 __all__ = ["assert_blocks", "assert_allows", "assert_action", "assert_stable", "PolicyAssertionError"]
 
 DEFAULT_EXAMPLES = 50
 
 
-class PolicyAssertionError(AssertionError):
+class PolicyAssertionError(PolicyEngineError, AssertionError):
     """A property of a policy does not hold; the message has the minimal failing text and its explanation."""
 
 

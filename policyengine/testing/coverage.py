@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..models import ClassifierEvidence
+
 Kind = Literal["rule", "pattern", "words", "concept", "example", "counter"]
 KINDS: tuple[Kind, ...] = ("rule", "pattern", "words", "concept", "example", "counter")
 STRUCTURAL: tuple[Kind, ...] = ("rule", "pattern", "words", "concept")
@@ -154,9 +156,16 @@ class Coverage:
                 for concept, (ok, ev) in subject.items():
                     if ev is None:
                         continue
+                    if ok and concept in concepts:
+                        hit(concepts[concept])
+                    if isinstance(ev, ClassifierEvidence):  # a trained concept: its examples and counters are
+                        for row in ev.nearest:               # training rows, exercised when nearest to a case
+                            if row.file == "<policy>" and (ok or row.label == "safe"):
+                                side = examples if row.label == "unsafe" else counters
+                                for item in side.get(concept, {}).get(row.text, []):
+                                    hit(item)
+                        continue
                     if ok:
-                        if concept in concepts:
-                            hit(concepts[concept])
                         for item in examples.get(concept, {}).get(ev.example, []):
                             hit(item)
                     if ev.counter_example is not None:

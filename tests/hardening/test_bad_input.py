@@ -57,9 +57,21 @@ def test_any_text_gets_a_decision_quickly(engine, name):
         assert d.action == "block"
 
 
-def test_oversize_truncates_with_a_note_by_default(engine):
-    d = engine.evaluate("x" * 300_000 + " bomb")
-    assert d.action == "allow" and any("max_input_chars" in n for n in d.notes)
+def test_oversize_blocks_by_default_and_truncation_is_opt_in_with_a_note():
+    from conftest import FakeEmbedder
+    blocked = Engine.from_source(POLICY, name="p.policy", embedder=FakeEmbedder(), limits=Limits(max_input_chars=1000))
+    d = blocked.evaluate("x" * 3000 + " bomb")
+    assert d.action == "block" and d.rule is None and "max_input_chars" in d.errors[0].message
+    cut = Engine.from_source(POLICY, name="p.policy", embedder=FakeEmbedder(),
+                             limits=Limits(max_input_chars=1000, on_oversize="truncate"))
+    d = cut.evaluate("x" * 3000 + " bomb")
+    assert d.action == "allow"  # the bomb is past the limit: truncation was asked for, and the decision says so
+    assert any("max_input_chars" in n and "2005 characters were not checked" in n for n in d.notes)
+
+
+def test_default_limit_is_far_above_the_old_200k(engine):
+    d = engine.evaluate("x" * 300_000 + " bomb")  # cut at 200,000 characters (allow) before the hard limit
+    assert d.action == "block" and d.rule == "no_bombs" and not d.notes
 
 
 def test_oversize_can_be_a_decision_of_its_own():
@@ -123,8 +135,9 @@ def test_cli_reads_bytes_and_keeps_going_after_bad_lines(tmp_path, capsys):
     out, err = capsys.readouterr()
     rows = [json.loads(line) for line in out.splitlines()]
     assert code == 2  # some lines were bad
-    errors = {r["line"] for r in rows if "error" in r}
+    assert all("action" in r for r in rows)  # line errors go to stderr, never among the decisions
+    errors = {int(ln.split(":")[1]) for ln in err.splitlines() if ln.startswith(str(data) + ":")}
     assert errors == {2, 3, 4, 5, 7}
-    decided = {r["id"]: r["action"] for r in rows if "action" in r}
+    decided = {r["id"]: r["action"] for r in rows}
     assert decided == {1: "allow", 6: "allow", 8: "block"}
     assert "in.jsonl:2:" in err and "not UTF-8" in err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import socket
 import threading
 import time
 from pathlib import Path
@@ -43,9 +42,9 @@ rule no_secrets {
 def serve_app(app, timeout: float = 30.0) -> Iterator[str]:
     import uvicorn
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    from policyengine.server.run import _bind
+
+    sock = _bind("127.0.0.1", 0)  # the socket `policyengine serve` listens on (IPPROTO_TCP: TCP_NODELAY)
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)

@@ -55,6 +55,9 @@ def test_batch(server):
 
 @pytest.mark.parametrize("body, status, kind, fragment", [
     ('{"input": ', 400, "invalid_json", "not valid JSON"),
+    (b'{"input": "caf\xc3"}', 400, "invalid_json", "not valid JSON: not UTF-8 (invalid continuation byte) at byte 14"),
+    (b'{"input": "x\xff"}', 400, "invalid_json", "not UTF-8 (invalid start byte) at byte 12"),
+    ("", 400, "invalid_json", "request body is empty"),
     ("[1, 2]", 422, "invalid_request_error", "valid dictionary"),
     ('{"input": 3}', 422, "invalid_request_error", "input: Input should be a valid string"),
     ('{"input": "x", "extra": 1}', 422, "invalid_request_error", "extra: Extra inputs are not permitted"),
@@ -111,8 +114,10 @@ def test_request_id_is_echoed_or_generated(server):
 
 def test_health_ready_and_metrics(server):
     client, _ = server
-    assert client.get("/healthz").json() == {"status": "ok", "policy": None, "last_reload_error": None}
     ready = client.get("/readyz").json()
+    p = ready["policy"]
+    assert client.get("/healthz").json() == {"status": "ok", "last_reload_error": None, "policy": {
+        "name": "small", "version": "1", "digest": p["digest"]}}
     assert ready["status"] == "ready" and ready["policy"]["name"] == "small"
     assert ready["policy"]["digest"].startswith("sha256:") and ready["policy"]["model"] is None
     client.post("/v1/check", json={"input": SECRET})
@@ -148,6 +153,7 @@ def test_not_ready_is_a_clear_503(tmp_path):
     with serve_app(app) as url, httpx.Client(base_url=url, timeout=10) as client:
         r = client.get("/readyz")
         assert r.status_code == 503
+        assert client.get("/healthz").json()["policy"] is None  # alive, nothing loaded
         assert r.json()["status"] == "loading"
         r = client.post("/v1/check", json={"input": "x"})
         assert r.status_code == 503 and r.headers["retry-after"] == "1"

@@ -95,8 +95,10 @@ def test_two_spawned_workers_reload_on_sighup(small_policy, tmp_path):
                 return all(c.post("/v1/check", json={"input": SECRET}).json()["message"] == "v2" for _ in range(20))
 
             assert wait_for(all_v2, timeout=30)
-            metrics = c.get("/metrics").text  # aggregated over both workers (prometheus multiprocess mode)
-            assert 'policyengine_reloads_total{result="loaded"} 4.0' in metrics, metrics[:2000]
+            # aggregated over both workers (prometheus multiprocess mode). One keep-alive connection talks to one
+            # worker, so the other may still be reloading when this one answers v2: wait for both reloads.
+            loaded = 'policyengine_reloads_total{result="loaded"} 4.0'
+            assert wait_for(lambda: loaded in c.get("/metrics").text, timeout=30), c.get("/metrics").text[:2000]
         assert srv.stop() in (0, -signal.SIGTERM)
         logs = sorted(p.name for p in tmp_path.glob("d.*.jsonl"))
         assert 1 <= len(logs) <= 2, logs  # one log per worker process

@@ -3,7 +3,9 @@ keeps serving, and no request fails or sees a mix of two policies."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -166,3 +168,112 @@ def test_holder_passes_limits_to_policy_and_bundle_engines(tmp_path, fake_embedd
         assert holder.reload("start").status == "loaded"
         d = holder.engine.evaluate(input="will it rain tomorrow")
         assert d.action == "block" and d.rule is None, (path, d.explain())
+
+
+WATCHED = """\
+import "lists/defs.policy"
+
+policy watched {
+  version "1"
+  default allow
+}
+
+rule no_banned {
+  when input contains banned
+  block "banned word"
+}
+"""
+
+
+def _reloads(client: httpx.Client) -> dict[str, float]:
+    out = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("policyengine_reloads_total{"):
+            out[line.split('"')[1]] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def test_only_the_policys_own_files_trigger_a_reload(tmp_path):
+    """Issue 21: logs written into the watched folder (serve.err, *.log, decisions) made a reload loop. Only the
+    entry, its imports, the word-list files they read and NAME.cases.yaml reload the policy."""
+    d = tmp_path / "pol"
+    (d / "lists").mkdir(parents=True)
+    _write(d / "main.policy", WATCHED)
+    _write(d / "lists" / "defs.policy", 'words banned = file "banned.txt"\n')
+    _write(d / "lists" / "banned.txt", "darn\n")
+    app = create_app(ServerConfig(policy=str(d / "main.policy"), watch=(str(d),), reload_debounce_ms=50))
+    with serve_app(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        wait_ready(client)
+        assert _reloads(client) == {"loaded": 1.0}
+        for i in range(5):  # what a process started in the policy folder writes there
+            for name in ("serve.err", "serve.out", "notes.txt", "lists/other.txt", "decisions.jsonl", "x.yaml"):
+                (d / name).write_text(f"line {i}\n" * (i + 1))
+            time.sleep(0.1)
+        time.sleep(1.0)  # debounce 50 ms, poll step 50 ms: a reload would have happened by now
+        assert _reloads(client) == {"loaded": 1.0}, "a file the policy does not read triggered a reload"
+
+        def check(text: str) -> str:
+            return client.post("/v1/check", json={"input": text}).json()["action"]
+
+        assert check("oh heck") == "allow"
+        _write(d / "lists" / "banned.txt", "darn\nheck\n")  # a word list read by an import
+        assert wait_for(lambda: check("oh heck") == "block"), "editing a word-list file did not reload"
+        n = _reloads(client).get("unchanged", 0.0)
+        (d / "main.cases.yaml").write_text("cases: []\n")  # the entry's case file: reloads (nothing to swap)
+        assert wait_for(lambda: _reloads(client).get("unchanged", 0.0) > n), "NAME.cases.yaml did not reload"
+        # an import added before its file exists is rejected; creating the file brings the policy in
+        _write(d / "main.policy", 'import "more.policy"\n' + WATCHED)
+        assert wait_for(lambda: client.get("/readyz").json()["last_reload_error"] is not None)
+        _write(d / "more.policy", 'words more = ["gosh"]\nrule no_more { when input contains more block }\n')
+        assert wait_for(lambda: check("gosh") == "block"), "creating the missing import did not reload"
+        assert client.get("/readyz").json()["last_reload_error"] is None
+
+
+def test_a_fixed_policy_clears_last_reload_error(tmp_path, small_policy):
+    """Issue 21: a reload that compiles clears the error of the rejected one before it, also when the fix restores
+    the very policy in service (nothing to swap)."""
+    from policyengine.server.holder import PolicyHolder
+
+    holder = PolicyHolder(str(small_policy))
+    assert holder.reload("start").status == "loaded" and holder.last_error is None
+    good = small_policy.read_text()
+    small_policy.write_text(good.replace("matches secret", "matches secrett"))
+    assert holder.reload("broken").status == "error" and "secrett" in holder.last_error
+    small_policy.write_text(good)
+    result = holder.reload("fixed")
+    assert result.status == "unchanged" and holder.last_error is None
+
+
+def test_a_bundle_reloads_only_on_its_own_file(tmp_path, fake_embedder):
+    from policyengine.server.holder import PolicyHolder, is_relevant_change
+
+    src = tmp_path / "main.policy"
+    src.write_text(POLICY.format(version="1", message="v1"))
+    from policyengine.bundle import write_bundle
+
+    bundle = tmp_path / "main.pebundle"
+    write_bundle(src, bundle, embedder=fake_embedder)
+    holder = PolicyHolder(str(bundle), embedder=fake_embedder)
+    assert holder.reload("start").status == "loaded"
+    assert holder.files == {os.path.realpath(bundle)}
+    assert is_relevant_change(str(bundle), holder.files, bundle=True)
+    for other in ("serve.err", "main.policy", "new.policy", ".main.pebundle.tmp"):
+        assert not is_relevant_change(str(tmp_path / other), holder.files, bundle=True), other
+
+
+def test_a_trained_concepts_rows_are_the_policys_own_files(tmp_path):
+    """Editing a training file retrains its concept, so serve watches it like a word list."""
+    import types
+
+    from policyengine.compiler import compile_policy
+    from policyengine.server.holder import is_relevant_change, policy_files
+
+    d = tmp_path / "pol"
+    (d / "data").mkdir(parents=True)
+    _write(d / "data" / "rows.jsonl", '{"text": "hack my neighbour", "label": "unsafe"}\n'
+                                      '{"text": "bake bread", "label": "safe"}\n')
+    _write(d / "main.policy", 'concept c {\n  train "data/rows.jsonl"\n  threshold 0.5\n}\n'
+                              'rule r { when input similar c block "no" }\n')
+    files = policy_files(str(d / "main.policy"), types.SimpleNamespace(policy=compile_policy(d / "main.policy")))
+    assert is_relevant_change(str(d / "data" / "rows.jsonl"), files)
+    assert not is_relevant_change(str(d / "data" / "other.jsonl"), files)

@@ -7,7 +7,7 @@ import re
 from typing import Iterable
 
 from ... import nodes as n
-from ..regex_tools import FLAG_BITS
+from ...compiler import REGEX_FLAGS
 from ..rule import Finding, LintContext, RuleInfo, regex_token_offset, span_at
 
 RULE = RuleInfo("invalid-regex-flag", "regex", "error", "Unknown, repeated or meaning-changing regex flag",
@@ -20,7 +20,7 @@ def check(ctx: LintContext) -> Iterable[Finding]:
         seen: set[str] = set()
         for i, ch in enumerate(p.flags):
             span = span_at(f, base + i)
-            if ch not in FLAG_BITS:
+            if ch not in REGEX_FLAGS:
                 yield ctx.finding(RULE, span, f"unknown regex flag {ch!r} in pattern '{p.name.value}'",
                                   help="flags are i (ignore case), m (multiline), s (dot matches newline), x (verbose)")
             elif ch in seen:

@@ -48,8 +48,7 @@ def check(ctx: LintContext) -> Iterable[Finding]:
         for t in (*c.examples, *c.counter):
             vocab.update(w.lower() for w in re.findall(r"[A-Za-z]+", t.value))
     for f, p in ctx.items(n.PatternDef):
-        flags = "".join(ch for ch in p.flags if ch in "imsx")
-        tree = parse(p.regex, flags)
+        tree = parse(p.regex, p.flags)
         if tree is None:
             continue
         left, branches, right = top_branches(tree)
@@ -59,7 +58,7 @@ def check(ctx: LintContext) -> Iterable[Finding]:
             lit = literal_text(b)
             if not lit or not re.fullmatch(r"[A-Za-z]+", lit) or len(lit) > 12:
                 continue
-            found = hits(lit, not left, not right, vocab, "i" in flags)
+            found = hits(lit, not left, not right, vocab, "i" in p.flags)
             if not found:
                 continue
             off = p.regex.find(lit)

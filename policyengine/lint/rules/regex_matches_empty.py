@@ -13,7 +13,7 @@ RULE = RuleInfo("regex-matches-empty", "regex", "warning", "Pattern that matches
 
 def check(ctx: LintContext) -> Iterable[Finding]:
     for f, p in ctx.items(n.PatternDef):
-        w = min_max_width(p.regex, "".join(ch for ch in p.flags if ch in "imsx"))
+        w = min_max_width(p.regex, p.flags)
         if w is None or w[0] > 0:
             continue
         span = span_at(f, regex_token_offset(f, p), len(p.regex) + 2)

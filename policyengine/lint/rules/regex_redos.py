@@ -36,7 +36,7 @@ def _construct_offset(regex: str) -> tuple[int, int]:
 
 def check(ctx: LintContext) -> Iterable[Finding]:
     for f, p in ctx.items(n.PatternDef):
-        found = redos(p.regex, "".join(ch for ch in p.flags if ch in "imsx"))
+        found = redos(p.regex, p.flags)
         if not found:
             continue
         r = found[0]
