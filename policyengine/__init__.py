@@ -26,6 +26,7 @@ _LAZY = {
     "PolicyError": ".diagnostics",          # the policy does not compile (every diagnostic, file:line:col)
     "ContextError": ".evaluator",           # the app's context does not fit the policy's declared types
     "BundleError": ".bundle",               # a compiled bundle cannot be used (unreadable, stale, other model)
+    "ArtifactError": ".runtime",            # a compiled-policy artifact (cache entry or bundle part) is unreadable
     "ModelLoadError": ".matchers.embedders",  # the policy's embedding model cannot be loaded
     "RegexGuardError": ".normalize.saferegex",  # a pattern without a linear-time engine ran past its time guard
     "FormatError": ".fmt",                  # `fmt` on a file that does not parse
@@ -37,7 +38,7 @@ _LAZY = {
 }
 
 __all__ = ["Engine", "Decision", "Limits", "PolicyEngineError", "PolicyError", "ContextError", "BundleError",
-           "ModelLoadError", "RegexGuardError", "FormatError", "SelfCheckError", "LintConfigError",
+           "ArtifactError", "ModelLoadError", "RegexGuardError", "FormatError", "SelfCheckError", "LintConfigError",
            "ServerConfigError", "DataError", "PolicyAssertionError", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .fmt import FormatError, SelfCheckError
     from .lint.config import LintConfigError
     from .matchers.embedders import ModelLoadError
+    from .runtime import ArtifactError
     from .measure.data import DataError
     from .models import Decision
     from .normalize.saferegex import RegexGuardError

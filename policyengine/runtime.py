@@ -44,11 +44,13 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .errors import PolicyEngineError
+
 FORMAT = "policyengine-compiled/1"
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(PolicyEngineError, RuntimeError):
     """An artifact is unreadable or incomplete."""
 
 
