@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..diagnostics import PolicyError
 
@@ -34,26 +34,22 @@ class _IntermixedParser(argparse.ArgumentParser):
             self._plain = False
 
 
-def positive_int(value: str) -> int:
-    """argparse type: an integer >= 1 (threads, workers, sizes), so a bad value is a usage error (exit 2)."""
-    try:
-        x = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
-    if x < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value!r}")
-    return x
+def _int_at_least(low: int, words: str) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            x = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
+        if x < low:
+            raise argparse.ArgumentTypeError(f"must be {words}, got {value!r}")
+        return x
+
+    return parse
 
 
-def non_negative_int(value: str) -> int:
-    """argparse type: an integer >= 0 (how many rows to list)."""
-    try:
-        x = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
-    if x < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value!r}")
-    return x
+#: argparse types, so a bad value is a usage error (exit 2): threads, workers, sizes; how many rows to list
+positive_int = _int_at_least(1, "at least 1")
+non_negative_int = _int_at_least(0, "0 or more")
 
 
 def require_paths(paths: Sequence[str]) -> None:
