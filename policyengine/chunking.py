@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$|\n)", re.M)
 _WORD = re.compile(r"\S+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 WINDOW_WORDS = 48
 WINDOW_STRIDE = 24
@@ -98,3 +99,8 @@ def request_windows(text: str, max_chunks: int) -> tuple[list[Chunk], int]:
     if total > max_chunks:
         spans = sample_spans(spans, max_chunks)
     return [Chunk(s, e, text[s:e]) for s, e in spans], total
+
+
+def embeddable(text: str) -> str:
+    """Text the tokenizer accepts: lone surrogates (invalid UTF-16 halves) become U+FFFD, one char for one."""
+    return _SURROGATE.sub("\ufffd", text)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -10,7 +9,7 @@ import numpy as np
 
 from . import nodes as n
 from .algebra import combine
-from .chunking import REQUEST, Chunk, chunk_text, request_windows
+from .chunking import REQUEST, Chunk, chunk_text, embeddable, request_windows
 from .compiler import CompiledPolicy, CompiledRule, walk
 from .errors import PolicyEngineError
 from .models import (ContextEvidence, Decision, EvaluationError, NearMiss, PolicyInfo, Reason, RegexEvidence,
@@ -59,14 +58,6 @@ def sample_note(subject: str, used: int, total: int, max_chunks: int) -> str:
     return (f"{subject}: concepts were compared on {used} of {total} chunks (max_chunks {max_chunks}: the first "
             f"{head}, then {used - head} spread evenly to the end); {total - used} chunks were not compared with "
             "concepts; regex and word-list rules scanned the whole text")
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def embeddable(text: str) -> str:
-    """Text the tokenizer accepts: lone surrogates (invalid UTF-16 halves) become U+FFFD, one char for one."""
-    return _SURROGATE.sub("\ufffd", text)
 
 
 def flatten_context(context: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:

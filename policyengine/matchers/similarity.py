@@ -8,16 +8,13 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..compiler import ConceptSpec
+from ..chunking import embeddable
 from .embedders import Embedder
 
 if TYPE_CHECKING:
     from .heads import TrainedHead
 
 
-def _embeddable(text: str) -> str:
-    from ..evaluator import embeddable
-
-    return embeddable(text)
 
 
 @dataclass(frozen=True)
@@ -89,7 +86,7 @@ class ConceptIndex:
                                                           and "digest" in info else "")
         space_key = embed_key + (f"|map:{self.space_info.get('digest')}" if self.space_map is not None else "")
         return build_heads({k: (c.examples, c.counter, c.training, c.normalize) for k, c in trained.items()},
-                           lambda texts: embedder.encode([_embeddable(t) for t in texts]), self._to_space,
+                           lambda texts: embedder.encode([embeddable(t) for t in texts]), self._to_space,
                            embed_key, space_key, lambda t, p: normalize_text(t, p).text)
 
     def _to_space(self, vecs: np.ndarray) -> np.ndarray:
