@@ -31,8 +31,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .errors import PolicyEngineError
 
 FORMAT = "policyengine-bundle/2"

@@ -20,7 +20,6 @@ from .diagnostics import Diagnostic, PolicyError, did_you_mean
 from .normalize import TRANSFORMS, canonical
 from .normalize.saferegex import SafeRegex, compile_safe
 from .source import Source, Span
-from .syntax import parse_policy
 from .training import MAX_FILE_BYTES, TrainingRow, parse_rows, select
 from .syntax.parser import UNPARSED_CONTEXT, UNPARSED_IMPORT, parse_policy_recovering
 from .validators import VALIDATORS
