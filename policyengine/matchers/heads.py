@@ -226,9 +226,10 @@ def build_heads(concepts: dict[str, tuple[tuple[str, ...], tuple[str, ...], tupl
         if got is not None and len(got[2]) == len(sets[k]):
             heads[k] = TrainedHead(k, got[0], got[1], sets[k], got[2], d, {"cached": True, "rows": len(sets[k])})
     concepts = {k: v for k, v in concepts.items() if k not in heads}
+    normalized = {k: [normalize(r.text, pipeline) for r in sets[k]] for k, (_, _, _, pipeline) in concepts.items()}
     by_pipeline: dict[tuple[str, ...], list[str]] = {}
     for k, (_, _, _, pipeline) in concepts.items():
-        by_pipeline.setdefault(pipeline, []).extend(normalize(r.text, pipeline) for r in sets[k])
+        by_pipeline.setdefault(pipeline, []).extend(normalized[k])
     vec_of: dict[tuple[tuple[str, ...], str], np.ndarray] = {}
     for pipeline, texts in by_pipeline.items():
         unique = list(dict.fromkeys(texts))
@@ -236,6 +237,6 @@ def build_heads(concepts: dict[str, tuple[tuple[str, ...], tuple[str, ...], tupl
         vec_of.update({(pipeline, t): vecs[i] for i, t in enumerate(unique)})
     for k, (_, _, _, pipeline) in concepts.items():
         rows = sets[k]
-        base = np.stack([vec_of[(pipeline, normalize(r.text, pipeline))] for r in rows]).astype(np.float32)
+        base = np.stack([vec_of[(pipeline, t)] for t in normalized[k]]).astype(np.float32)
         heads[k] = build_head(k, rows, base, to_space, space_key)
     return heads
